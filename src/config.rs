@@ -1,0 +1,174 @@
+//! Configuration shared by every host, parsed in one place.
+
+use std::time::Duration;
+
+/// Why a configuration value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The delay is not a whole number of milliseconds.
+    #[error("delay {0:?} is not a whole number of milliseconds (expected 0 to {max})", max = Delay::MAX_MILLIS)]
+    DelayNotANumber(String),
+    /// The delay is a number, but above [`Delay::MAX_MILLIS`].
+    #[error("delay {0} ms is too long (expected 0 to {max})", max = Delay::MAX_MILLIS)]
+    DelayTooLong(u64),
+}
+
+/// How long a successful answer waits before it is sent.
+///
+/// The core only decides the delay; each host sleeps it on its own event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Delay(Duration);
+
+impl Delay {
+    /// The delay of the original lesson: half a second.
+    pub const DEFAULT: Delay = Delay(Duration::from_millis(500));
+    /// The longest delay accepted, in milliseconds: one minute.
+    pub const MAX_MILLIS: u64 = 60_000;
+
+    /// Parses a delay from a whole number of milliseconds, `0` to [`Delay::MAX_MILLIS`],
+    /// as given on a command line or in an environment variable (surrounding spaces allowed).
+    pub fn from_millis_str(s: &str) -> Result<Delay, ConfigError> {
+        let trimmed = s.trim();
+        // `u64::from_str` accepts a leading `+`; a delay is plain digits.
+        if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::DelayNotANumber(s.to_owned()));
+        }
+        match trimmed.parse::<u64>() {
+            Ok(ms) if ms <= Self::MAX_MILLIS => Ok(Delay(Duration::from_millis(ms))),
+            Ok(ms) => Err(ConfigError::DelayTooLong(ms)),
+            // Only overflow is left: all digits, more than fit in a u64.
+            Err(_) => Err(ConfigError::DelayTooLong(u64::MAX)),
+        }
+    }
+
+    /// The delay as a [`Duration`].
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl Default for Delay {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::str::FromStr for Delay {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_millis_str(s)
+    }
+}
+
+impl std::fmt::Display for Delay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ms", self.0.as_millis())
+    }
+}
+
+/// Everything the core needs to answer a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The wait before each successful answer.
+    pub delay: Delay,
+}
+
+impl Config {
+    /// The environment variable every host reads the delay from.
+    pub const DELAY_ENV: &'static str = "HELLO_EDGE_DELAY_MS";
+
+    /// A configuration with the given delay.
+    pub fn with_delay(delay: Delay) -> Self {
+        Config { delay }
+    }
+
+    /// Reads the configuration from a variable lookup (an environment, a host's variables),
+    /// falling back to the defaults for anything unset.
+    ///
+    /// The error names the variable, so a host can show it as it is.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, (&'static str, ConfigError)> {
+        let delay = match lookup(Self::DELAY_ENV) {
+            Some(value) => Delay::from_millis_str(&value).map_err(|err| (Self::DELAY_ENV, err))?,
+            None => Delay::DEFAULT,
+        };
+        Ok(Config { delay })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Delay {
+        Delay(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn parses_whole_milliseconds() {
+        assert_eq!(Delay::from_millis_str("500"), Ok(ms(500)));
+        assert_eq!(Delay::from_millis_str("0"), Ok(ms(0)));
+        assert_eq!(Delay::from_millis_str(" 250\n"), Ok(ms(250)));
+        assert_eq!(Delay::from_millis_str("60000"), Ok(ms(60_000)));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_number() {
+        for bad in ["", " ", "abc", "-1", "+5", "1.5", "500ms", "1e3", "0x10"] {
+            assert_eq!(
+                Delay::from_millis_str(bad),
+                Err(ConfigError::DelayNotANumber(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_delays_over_a_minute() {
+        assert_eq!(
+            Delay::from_millis_str("60001"),
+            Err(ConfigError::DelayTooLong(60_001))
+        );
+        assert_eq!(
+            Delay::from_millis_str("99999999999999999999999"),
+            Err(ConfigError::DelayTooLong(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn error_messages_say_what_is_expected() {
+        let err = Delay::from_millis_str("soon").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "delay \"soon\" is not a whole number of milliseconds (expected 0 to 60000)"
+        );
+        let err = Delay::from_millis_str("70000").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "delay 70000 ms is too long (expected 0 to 60000)"
+        );
+    }
+
+    #[test]
+    fn default_is_half_a_second() {
+        assert_eq!(
+            Config::default().delay.as_duration(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(Delay::DEFAULT.to_string(), "500 ms");
+    }
+
+    #[test]
+    fn lookup_uses_the_variable_or_the_default() {
+        let unset = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(unset, Config::default());
+
+        let set = Config::from_lookup(|name| (name == "HELLO_EDGE_DELAY_MS").then(|| "20".into()));
+        assert_eq!(set, Ok(Config::with_delay(ms(20))));
+
+        let bad = Config::from_lookup(|_| Some("x".into())).unwrap_err();
+        assert_eq!(bad.0, "HELLO_EDGE_DELAY_MS");
+    }
+}

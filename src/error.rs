@@ -1,0 +1,75 @@
+//! Why a request gets no greeting, and the one place that maps each reason to a status.
+
+use http::StatusCode;
+
+use crate::route::MAX_NAME_CHARS;
+
+/// A request the core will not greet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No route has this path.
+    #[error("there is nothing at this path")]
+    NotFound,
+    /// The route exists, but not for this method.
+    #[error("this route answers GET and HEAD only")]
+    MethodNotAllowed,
+    /// A `%` in the name is not followed by two hex digits.
+    #[error("the name has an invalid percent-encoding (a % must be followed by two hex digits)")]
+    InvalidPercentEncoding,
+    /// The percent-decoded name is not UTF-8.
+    #[error("the name is not valid UTF-8 once percent-decoded")]
+    InvalidUtf8,
+    /// The decoded name holds a control character (such as a NUL or a line break).
+    #[error("the name contains a control character")]
+    ControlCharacter,
+    /// The decoded name is longer than [`MAX_NAME_CHARS`].
+    #[error("the name is longer than {MAX_NAME_CHARS} characters")]
+    NameTooLong,
+    /// The host's configuration is invalid: the request cannot be served as configured.
+    #[error("the server is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl RequestError {
+    /// The status a client sees for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::NotFound => StatusCode::NOT_FOUND,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::InvalidPercentEncoding
+            | RequestError::InvalidUtf8
+            | RequestError::ControlCharacter => StatusCode::BAD_REQUEST,
+            RequestError::NameTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        let cases = [
+            (RequestError::NotFound, 404),
+            (RequestError::MethodNotAllowed, 405),
+            (RequestError::InvalidPercentEncoding, 400),
+            (RequestError::InvalidUtf8, 400),
+            (RequestError::ControlCharacter, 400),
+            (RequestError::NameTooLong, 414),
+            (RequestError::Misconfigured("x".into()), 500),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn the_length_limit_is_in_the_message() {
+        assert_eq!(
+            RequestError::NameTooLong.to_string(),
+            "the name is longer than 100 characters"
+        );
+    }
+}

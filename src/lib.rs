@@ -1,0 +1,264 @@
+//! The routing core of hello-edge.
+//!
+//! hello-edge answers `GET /` with `<h1>Index</h1>` and `GET /hello/{name}` with
+//! `<h1>hello, {name}!</h1>`, each after a delay. This crate decides everything about an answer
+//! that can be decided without I/O: the route, the status, the headers, the body, and how long
+//! to wait before sending it. It contains no networking code, no clock and no runtime; the delay
+//! is data in the [`Reply`], and each host adapter (the native tokio server, the Spin component)
+//! sleeps it on its own event loop and does the I/O.
+//!
+//! The crate is laid out as:
+//!
+//! * [`respond`]: the one entry point, from a method and a path to a [`Reply`].
+//! * `route`: which route a path names ([`Route`]) and how a name is decoded ([`decode_name`]).
+//! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
+//! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host.
+
+mod config;
+mod error;
+mod route;
+
+pub use config::{Config, ConfigError, Delay};
+pub use error::RequestError;
+pub use route::{MAX_NAME_CHARS, Route, decode_name};
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use http::{Method, Response, StatusCode};
+
+/// The content type of every answer.
+pub const TEXT_HTML: &str = "text/html; charset=utf-8";
+/// The methods the two routes answer, as sent in `Allow`.
+pub const ALLOWED_METHODS: &str = "GET, HEAD";
+
+/// An answer decided by the core: the response to send, and how long to wait before sending it.
+#[derive(Debug)]
+pub struct Reply {
+    /// The response, body included (empty for `HEAD`).
+    pub response: Response<Bytes>,
+    /// How long the host waits before sending the response; zero for errors.
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// The immediate answer for a refused request, as every host shows it.
+    ///
+    /// Hosts use this for errors of their own too (see [`RequestError::Misconfigured`]), so the
+    /// page and the status of an error are decided here only.
+    pub fn error(err: &RequestError, method: &Method) -> Reply {
+        let status = err.status();
+        let mut page = String::with_capacity(96);
+        page.push_str("<h1>");
+        page.push_str(status.as_str());
+        page.push(' ');
+        page.push_str(status.canonical_reason().unwrap_or(""));
+        page.push_str("</h1>\n<p>");
+        html_escape::encode_quoted_attribute_to_string(err.to_string(), &mut page);
+        page.push_str(".</p>\n");
+
+        let mut response = html_response(status, Bytes::from(page), method);
+        if matches!(err, RequestError::MethodNotAllowed) {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+        }
+        Reply {
+            response,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Decides the answer to a request from its method and path (the query, if any, is ignored).
+///
+/// `GET` and `HEAD` on `/` and `/hello/{name}` answer 200 after `config.delay`; everything else
+/// answers at once with the error status the [`RequestError`] names.
+pub fn respond(config: &Config, method: &Method, path: &str) -> Reply {
+    match page(method, path) {
+        Ok(body) => Reply {
+            response: html_response(StatusCode::OK, body, method),
+            delay: config.delay.as_duration(),
+        },
+        Err(err) => Reply::error(&err, method),
+    }
+}
+
+/// The body of a successful answer, or why there is none.
+fn page(method: &Method, path: &str) -> Result<Bytes, RequestError> {
+    let route = Route::from_path(path)?;
+    if method != Method::GET && method != Method::HEAD {
+        return Err(RequestError::MethodNotAllowed);
+    }
+    match route {
+        Route::Index => Ok(Bytes::from_static(b"<h1>Index</h1>")),
+        Route::Hello(raw) => {
+            let name = decode_name(raw)?;
+            let mut page = String::with_capacity(name.len() + 20);
+            page.push_str("<h1>hello, ");
+            html_escape::encode_quoted_attribute_to_string(&name, &mut page);
+            page.push_str("!</h1>");
+            Ok(Bytes::from(page))
+        }
+    }
+}
+
+/// An HTML response with its length; for `HEAD`, the same headers and no body.
+fn html_response(status: StatusCode, body: Bytes, method: &Method) -> Response<Bytes> {
+    // A HEAD answer keeps the length of the GET answer, as RFC 9110 §9.3.2 allows.
+    let length = body.len();
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        body
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_HTML));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> Reply {
+        respond(&Config::default(), &Method::GET, path)
+    }
+
+    fn body(reply: &Reply) -> &str {
+        std::str::from_utf8(reply.response.body()).unwrap()
+    }
+
+    fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
+        reply.response.headers()[name].to_str().unwrap()
+    }
+
+    #[test]
+    fn index_answers_after_the_delay() {
+        let reply = get("/");
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(body(&reply), "<h1>Index</h1>");
+        assert_eq!(header(&reply, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(&reply, "content-length"), "14");
+        assert_eq!(reply.delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn hello_greets_the_name() {
+        let reply = get("/hello/world");
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(body(&reply), "<h1>hello, world!</h1>");
+        assert_eq!(header(&reply, "content-type"), TEXT_HTML);
+        assert_eq!(reply.delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_delay_comes_from_the_config() {
+        let config = Config::with_delay(Delay::from_millis_str("20").unwrap());
+        let reply = respond(&config, &Method::GET, "/hello/x");
+        assert_eq!(reply.delay, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn utf8_names_are_greeted() {
+        assert_eq!(
+            body(&get("/hello/%E5%BC%A0%E4%B8%89")),
+            "<h1>hello, 张三!</h1>"
+        );
+        assert_eq!(
+            header(&get("/hello/%E5%BC%A0%E4%B8%89"), "content-length"),
+            "23"
+        );
+    }
+
+    #[test]
+    fn names_are_html_escaped() {
+        let reply = get("/hello/%3Cimg%20src=x%20onerror=alert(1)%3E");
+        assert_eq!(
+            body(&reply),
+            "<h1>hello, &lt;img src=x onerror=alert(1)&gt;!</h1>"
+        );
+        assert_eq!(
+            body(&get("/hello/%26%22%27")),
+            "<h1>hello, &amp;&quot;&#x27;!</h1>"
+        );
+        assert_eq!(body(&get("/hello/a%2Fb")), "<h1>hello, a/b!</h1>");
+    }
+
+    #[test]
+    fn head_has_the_get_headers_and_no_body() {
+        for path in ["/", "/hello/world", "/nope"] {
+            let get = get(path);
+            let head = respond(&Config::default(), &Method::HEAD, path);
+            assert_eq!(head.response.status(), get.response.status(), "{path}");
+            assert_eq!(head.response.headers(), get.response.headers(), "{path}");
+            assert_eq!(head.delay, get.delay, "{path}");
+            assert!(head.response.body().is_empty(), "{path}");
+        }
+    }
+
+    #[test]
+    fn other_methods_on_a_route_are_not_allowed() {
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::PATCH,
+        ] {
+            for path in ["/", "/hello/world", "/hello/%ZZ"] {
+                let reply = respond(&Config::default(), &method, path);
+                assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
+                assert_eq!(header(&reply, "allow"), "GET, HEAD");
+                assert_eq!(reply.delay, Duration::ZERO);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_not_found_whatever_the_method() {
+        for method in [Method::GET, Method::POST] {
+            let reply = respond(&Config::default(), &method, "/hello/");
+            assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+            assert_eq!(header(&reply, "content-type"), TEXT_HTML);
+            assert!(body(&reply).starts_with("<h1>404 Not Found</h1>"));
+            assert!(!reply.response.headers().contains_key("allow"));
+            assert_eq!(reply.delay, Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused_at_once() {
+        let cases = [
+            ("/hello/%ZZ", 400, "invalid percent-encoding"),
+            ("/hello/%FF", 400, "not valid UTF-8"),
+            ("/hello/%00", 400, "control character"),
+        ];
+        for (path, status, says) in cases {
+            let reply = get(path);
+            assert_eq!(reply.response.status().as_u16(), status, "{path}");
+            assert!(body(&reply).contains(says), "{path}: {}", body(&reply));
+            assert_eq!(reply.delay, Duration::ZERO);
+        }
+        let reply = get(&format!("/hello/{}", "a".repeat(101)));
+        assert_eq!(reply.response.status(), StatusCode::URI_TOO_LONG);
+        assert!(body(&reply).contains("longer than 100 characters"));
+    }
+
+    #[test]
+    fn error_pages_escape_what_they_quote() {
+        let err = RequestError::Misconfigured("HELLO_EDGE_DELAY_MS: delay \"<b>\"".into());
+        let reply = Reply::error(&err, &Method::GET);
+        assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body(&reply).contains("&quot;&lt;b&gt;&quot;"),
+            "{}",
+            body(&reply)
+        );
+    }
+}
