@@ -1,0 +1,103 @@
+//! The `hello-edge` binary: parses the command line and hands off to
+//! [`hello_edge_native::server::run`], with SIGINT and SIGTERM as its shutdown.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hello_edge::Delay;
+use hello_edge_native::{ServerConfig, Shutdown};
+use tracing_subscriber::EnvFilter;
+
+/// hello-edge: `GET /` and `GET /hello/{name}`, each after a non-blocking delay.
+///
+/// Run without a subcommand, it serves.
+#[derive(Debug, Parser)]
+#[command(name = "hello-edge", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve hello-edge over HTTP (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The address to listen on; port 0 picks a free port.
+    #[arg(long, env = "HELLO_EDGE_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+
+    /// The wait before each successful answer, in milliseconds (0 to 60000).
+    #[arg(long, env = hello_edge::Config::DELAY_ENV, default_value = "500", value_parser = Delay::from_millis_str)]
+    delay_ms: Delay,
+
+    /// On SIGINT or SIGTERM, how long requests in flight may take to finish, in seconds.
+    #[arg(long, env = "HELLO_EDGE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open, in seconds.
+    #[arg(long, env = "HELLO_EDGE_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("hello_edge_native=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("hello-edge: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServerConfig {
+        app: hello_edge::Config::with_delay(args.delay_ms),
+        grace: Duration::from_secs(args.shutdown_grace_secs),
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = hello_edge_native::bind(args.listen)
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("Serving http://{addr}");
+        std::io::stdout().flush()?;
+        tracing::info!(%addr, delay = %args.delay_ms, "listening");
+
+        let outcome =
+            hello_edge_native::run(listener, config, hello_edge_native::shutdown_signal()).await?;
+        Ok(match outcome {
+            Shutdown::Drained => ExitCode::SUCCESS,
+            Shutdown::GraceExpired { aborted } => {
+                eprintln!("hello-edge: closed {aborted} unfinished connections at shutdown");
+                ExitCode::FAILURE
+            }
+        })
+    })
+}
