@@ -1,0 +1,304 @@
+//! The native server (tokio + hyper) against the conformance table, and the lessons that need a
+//! real server: requests overlap, shutdown drains, slow and malformed clients are handled.
+
+mod conformance;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hello_edge::{Config, Delay};
+use hello_edge_native::{ServerConfig, Shutdown};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Every case of the conformance table answers as a user expects, with the default 500 ms delay.
+#[tokio::test]
+async fn conforms_to_the_table() {
+    let server = start_server(ServerConfig::default()).await;
+    let report = conformance::run(server.addr, Duration::from_millis(500)).await;
+    assert!(report.is_empty(), "mismatches:\n{report}");
+}
+
+/// The seed's lesson: 1,000 requests that each wait 500 ms overlap, so together they take about
+/// one delay, not 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_overlap() {
+    raise_open_file_limit(4096);
+    let server = start_server(ServerConfig::default()).await;
+
+    let started = Instant::now();
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let addr = server.addr;
+        requests.spawn(async move {
+            let path = format!("/hello/{i}");
+            let answer = conformance::send(addr, Method::GET, &path).await?;
+            Ok::<_, String>((i, answer))
+        });
+    }
+    let answers = requests.join_all().await;
+    let elapsed = started.elapsed();
+
+    for answer in &answers {
+        let (i, answer) = answer.as_ref().expect("every request is answered");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
+    }
+    eprintln!("1,000 overlapping requests with a 500 ms delay took {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(500), "took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "requests queued: took {elapsed:?}"
+    );
+}
+
+/// Requests in flight when shutdown is signalled (mid-delay) all get their 200, a new
+/// connection after the signal is refused, an idle keep-alive connection does not hold the
+/// server up, and `run` returns having drained.
+#[tokio::test]
+async fn shutdown_drains_requests_in_flight() {
+    let delay = Duration::from_millis(1000);
+    let server = start_server(ServerConfig {
+        app: Config::with_delay(Delay::from_millis_str("1000").unwrap()),
+        ..ServerConfig::default()
+    })
+    .await;
+
+    // An idle keep-alive connection: one answered request, then nothing.
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut idle, idle_conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let idle_conn = tokio::spawn(idle_conn);
+    let first = idle.send_request(get("/hello/idle")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let started = Instant::now();
+    let in_flight: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                conformance::send(addr, Method::GET, &format!("/hello/{i}")).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let refused = TcpStream::connect(server.addr).await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after shutdown"
+    );
+
+    for (i, request) in in_flight.into_iter().enumerate() {
+        let answer = request.await.unwrap().expect("in-flight request answered");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(5), server.handle)
+        .await
+        .expect("server returns after draining")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Shutdown::Drained);
+    assert!(started.elapsed() >= delay);
+    assert!(
+        started.elapsed() < delay + Duration::from_secs(2),
+        "the idle connection held shutdown up: {:?}",
+        started.elapsed()
+    );
+    // The idle connection was closed by the server, not left open.
+    tokio::time::timeout(Duration::from_secs(1), idle_conn)
+        .await
+        .expect("idle connection closed")
+        .unwrap()
+        .unwrap();
+}
+
+/// A request still in flight when the grace period ends is cut off, and `run` says so.
+#[tokio::test]
+async fn shutdown_gives_up_after_the_grace_period() {
+    let server = start_server(ServerConfig {
+        app: Config::with_delay(Delay::from_millis_str("5000").unwrap()),
+        grace: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let addr = server.addr;
+    let slow = tokio::spawn(async move { conformance::send(addr, Method::GET, "/").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop.send(()).unwrap();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(2), server.handle)
+        .await
+        .expect("server returns when the grace period ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Shutdown::GraceExpired { aborted: 1 });
+    assert!(
+        slow.await.unwrap().is_err(),
+        "the cut-off request got no answer"
+    );
+}
+
+/// A client that connects and sends nothing, or sends half its headers, is disconnected after
+/// the header timeout, and the server keeps serving.
+#[tokio::test]
+async fn slow_clients_are_disconnected() {
+    let server = start_server(ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+
+    for sent in [&b""[..], b"GET /hello/slow HTTP/1.1\r\nHost: x\r\n"] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("server closes the connection after {sent:?}"));
+        assert!(read.is_ok() || buf.is_empty());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250),
+            "closed after {waited:?}"
+        );
+        assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    }
+
+    let answer = conformance::send(server.addr, Method::GET, "/hello/after")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+/// Malformed requests get a 400 and the server stays up.
+#[tokio::test]
+async fn malformed_requests_get_400() {
+    let server = start_server(ServerConfig::default()).await;
+    let malformed: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /hello/<img src=x> HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /hello/x HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET /hello/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for request in malformed {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut buf))
+            .await
+            .expect("answered and closed")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request"),
+            "{:?} got {text:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    let answer = conformance::send(server.addr, Method::GET, "/")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+/// One keep-alive connection serves several requests in turn.
+#[tokio::test]
+async fn keep_alive_serves_requests_in_turn() {
+    let server = start_server(ServerConfig {
+        app: Config::with_delay(Delay::from_millis_str("0").unwrap()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for name in ["a", "b", "c"] {
+        let response = sender
+            .send_request(get(&format!("/hello/{name}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("<h1>hello, {name}!</h1>"));
+    }
+}
+
+/// A client that speaks HTTP/2 (prior knowledge) gets the same answers, multiplexed on one
+/// connection: two delayed requests overlap.
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let server = start_server(ServerConfig::default()).await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    let started = Instant::now();
+    let requests = ["/", "/hello/%E5%BC%A0%E4%B8%89"].map(|path| {
+        let mut sender = sender.clone();
+        let request = Request::get(format!("http://{}{path}", server.addr))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        async move {
+            let response = sender.send_request(request).await.unwrap();
+            assert_eq!(response.version(), http::Version::HTTP_2);
+            assert_eq!(response.status(), StatusCode::OK);
+            response.into_body().collect().await.unwrap().to_bytes()
+        }
+    });
+    let [index, hello] = requests;
+    let (index, hello) = tokio::join!(index, hello);
+    assert_eq!(index, "<h1>Index</h1>");
+    assert_eq!(hello, "<h1>hello, 张三!</h1>");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(1000),
+        "two multiplexed requests took {elapsed:?}"
+    );
+}
+
+fn get(path: &str) -> Request<Empty<Bytes>> {
+    Request::get(path)
+        .header("host", "hello-edge.test")
+        .body(Empty::new())
+        .unwrap()
+}
+
+/// A server on a free loopback port, with the means to stop it and see how it ended.
+struct TestServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<std::io::Result<Shutdown>>,
+}
+
+async fn start_server(config: ServerConfig) -> TestServer {
+    let listener = hello_edge_native::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(hello_edge_native::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    TestServer { addr, stop, handle }
+}
+
+/// Client and server share this process: 1,000 connections are 2,000 descriptors.
+fn raise_open_file_limit(want: u64) {
+    let got = rlimit::increase_nofile_limit(want).expect("raise the open-file limit");
+    assert!(got >= want, "open-file limit is {got}, need {want}");
+}
