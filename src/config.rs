@@ -13,6 +13,16 @@ pub enum ConfigError {
     DelayTooLong(u64),
 }
 
+/// A configuration variable (from an environment or a host) that holds an invalid value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {error}")]
+pub struct VarError {
+    /// The variable, as the user set it: `HELLO_EDGE_DELAY_MS`.
+    pub name: &'static str,
+    /// What is wrong with its value.
+    pub error: ConfigError,
+}
+
 /// How long a successful answer waits before it is sent.
 ///
 /// The core only decides the delay; each host sleeps it on its own event loop.
@@ -87,11 +97,12 @@ impl Config {
     /// falling back to the defaults for anything unset.
     ///
     /// The error names the variable, so a host can show it as it is.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, (&'static str, ConfigError)> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, VarError> {
         let delay = match lookup(Self::DELAY_ENV) {
-            Some(value) => Delay::from_millis_str(&value).map_err(|err| (Self::DELAY_ENV, err))?,
+            Some(value) => Delay::from_millis_str(&value).map_err(|error| VarError {
+                name: Self::DELAY_ENV,
+                error,
+            })?,
             None => Delay::DEFAULT,
         };
         Ok(Config { delay })
@@ -169,6 +180,9 @@ mod tests {
         assert_eq!(set, Ok(Config::with_delay(ms(20))));
 
         let bad = Config::from_lookup(|_| Some("x".into())).unwrap_err();
-        assert_eq!(bad.0, "HELLO_EDGE_DELAY_MS");
+        assert_eq!(
+            bad.to_string(),
+            "HELLO_EDGE_DELAY_MS: delay \"x\" is not a whole number of milliseconds (expected 0 to 60000)"
+        );
     }
 }

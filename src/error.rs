@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 
+use crate::VarError;
 use crate::route::MAX_NAME_CHARS;
 
 /// A request the core will not greet.
@@ -25,9 +26,9 @@ pub enum RequestError {
     /// The decoded name is longer than [`MAX_NAME_CHARS`].
     #[error("the name is longer than {MAX_NAME_CHARS} characters")]
     NameTooLong,
-    /// The host's configuration is invalid: the request cannot be served as configured.
+    /// The host's configuration is invalid: no request can be served as configured.
     #[error("the server is misconfigured: {0}")]
-    Misconfigured(String),
+    Misconfigured(#[from] VarError),
 }
 
 impl RequestError {
@@ -58,11 +59,24 @@ mod tests {
             (RequestError::InvalidUtf8, 400),
             (RequestError::ControlCharacter, 400),
             (RequestError::NameTooLong, 414),
-            (RequestError::Misconfigured("x".into()), 500),
+            (RequestError::Misconfigured(misconfigured()), 500),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
         }
+    }
+
+    fn misconfigured() -> VarError {
+        crate::Config::from_lookup(|_| Some("soon".into())).unwrap_err()
+    }
+
+    #[test]
+    fn misconfiguration_names_the_variable() {
+        assert_eq!(
+            RequestError::from(misconfigured()).to_string(),
+            "the server is misconfigured: HELLO_EDGE_DELAY_MS: delay \"soon\" is not a whole \
+             number of milliseconds (expected 0 to 60000)"
+        );
     }
 
     #[test]

@@ -13,12 +13,25 @@
 //! * `route`: which route a path names ([`Route`]) and how a name is decoded ([`decode_name`]).
 //! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
 //! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host.
+//!
+//! A host's whole job, minus the I/O:
+//!
+//! ```
+//! use std::time::Duration;
+//! use hello_edge::{Config, respond};
+//! use http::Method;
+//!
+//! let reply = respond(&Config::default(), &Method::GET, "/hello/%E5%BC%A0%E4%B8%89");
+//! assert_eq!(reply.response.status(), 200);
+//! assert_eq!(reply.response.body().as_ref(), "<h1>hello, 张三!</h1>".as_bytes());
+//! assert_eq!(reply.delay, Duration::from_millis(500)); // the host sleeps this, then sends
+//! ```
 
 mod config;
 mod error;
 mod route;
 
-pub use config::{Config, ConfigError, Delay};
+pub use config::{Config, ConfigError, Delay, VarError};
 pub use error::RequestError;
 pub use route::{MAX_NAME_CHARS, Route, decode_name};
 
@@ -252,7 +265,9 @@ mod tests {
 
     #[test]
     fn error_pages_escape_what_they_quote() {
-        let err = RequestError::Misconfigured("HELLO_EDGE_DELAY_MS: delay \"<b>\"".into());
+        let err: RequestError = Config::from_lookup(|_| Some("<b>".into()))
+            .unwrap_err()
+            .into();
         let reply = Reply::error(&err, &Method::GET);
         assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
