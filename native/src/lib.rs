@@ -7,8 +7,11 @@
 //!
 //! * [`server`]: [`server::run`] serves an already-bound listener until a shutdown future
 //!   completes, then drains the requests in flight.
+//! * [`heads`]: the `hello-edge heads` client, which fetches the response heads of many URLs
+//!   at once.
 //! * [`shutdown_signal`]: the future the binary hands to [`server::run`]: SIGINT or SIGTERM.
 
+pub mod heads;
 pub mod server;
 
 pub use server::{ServerConfig, Shutdown, bind, run};

@@ -1,5 +1,6 @@
 //! The `hello-edge` binary: parses the command line and hands off to
-//! [`hello_edge_native::server::run`], with SIGINT and SIGTERM as its shutdown.
+//! [`hello_edge_native::server::run`] (with SIGINT and SIGTERM as its shutdown), or, for
+//! `hello-edge heads`, to [`hello_edge_native::heads::fetch_all`].
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,9 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use hello_edge::Delay;
+use hello_edge_native::heads::{self, Head};
 use hello_edge_native::{ServerConfig, Shutdown};
+use http::{Method, Uri};
 use tracing_subscriber::EnvFilter;
 
 /// hello-edge: `GET /` and `GET /hello/{name}`, each after a non-blocking delay.
@@ -29,6 +32,45 @@ struct Cli {
 enum Command {
     /// Serve hello-edge over HTTP (the default).
     Serve(ServeArgs),
+    /// Fetch the response heads of many URLs at once, printing each as it arrives.
+    Heads(HeadsArgs),
+}
+
+#[derive(Debug, Args)]
+struct HeadsArgs {
+    /// The URLs to fetch, http:// or https://.
+    #[arg(required = true, value_parser = parse_url)]
+    urls: Vec<Uri>,
+
+    /// The request method; with GET the body is not read.
+    #[arg(long, value_enum, default_value_t = HeadsMethod::Get)]
+    method: HeadsMethod,
+
+    /// The longest one URL may take, such as `10s` or `500ms`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+
+    /// How many URLs are fetched at once, at most.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+
+    /// Print one JSON object per URL (url, status, status_line, headers, elapsed_ms, error).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum HeadsMethod {
+    Get,
+    Head,
+}
+
+fn parse_url(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|err| format!("{err}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(uri),
+        _ => Err("expected an http:// or https:// URL with a host".to_owned()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +106,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Heads(args)) => fetch_heads(args),
         None => serve(cli.serve),
     };
     match result {
@@ -99,5 +142,39 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }
         })
+    })
+}
+
+fn fetch_heads(args: HeadsArgs) -> anyhow::Result<ExitCode> {
+    let options = heads::Options {
+        method: match args.method {
+            HeadsMethod::Get => Method::GET,
+            HeadsMethod::Head => Method::HEAD,
+        },
+        timeout: args.timeout,
+        concurrency: args.concurrency.into(),
+    };
+    // One thread, one event loop: the requests overlap because they wait, not because of threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let summary = runtime.block_on(heads::fetch_all(args.urls, &options, |head: &Head| {
+        let text = if args.json {
+            head.to_json() + "\n"
+        } else {
+            head.to_text()
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (`| head`) is no reason to stop the others.
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
+    }));
+    eprintln!("hello-edge heads: {summary}");
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
