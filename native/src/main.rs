@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("hello_edge_native=info")),
+                .unwrap_or_else(|_| EnvFilter::new("hello_edge=info,hello_edge_native=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -124,6 +124,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         grace: Duration::from_secs(args.shutdown_grace_secs),
         header_read_timeout: Duration::from_secs(args.header_timeout_secs),
     };
+    // Each connection is a file descriptor: take as many as the hard limit allows.
+    let open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = hello_edge_native::bind(args.listen)
@@ -131,7 +133,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         println!("Serving http://{addr}");
         std::io::stdout().flush()?;
-        tracing::info!(%addr, delay = %args.delay_ms, "listening");
+        tracing::info!(%addr, delay = %args.delay_ms, ?open_files, "listening");
 
         let outcome =
             hello_edge_native::run(listener, config, hello_edge_native::shutdown_signal()).await?;
