@@ -1,0 +1,396 @@
+"""The hello-edge benchmark: every server, the same scenarios, one table of ratios and a chart.
+
+Run through `bench/run`, which builds and installs what this needs. Each server is started on
+loopback, one at a time, and driven by wrk; peak RSS comes from the server's /proc/PID/status
+(VmHWM, reset before each scenario through /proc/PID/clear_refs).
+
+Delayed scenarios are measured in a steady-state window (bench/steady.lua): the answers that
+complete between WARMUP and WARMUP + WINDOW seconds into a run, so neither the ramp-up nor the
+requests cut off at the end are counted. The window starts a quarter of a delay after a round
+boundary, away from the bursts in which synchronised connections complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+WASM = ROOT / "target" / "wasm32-wasip2" / "component"
+# Each server's output, for when a figure needs explaining.
+LOGS = ROOT / "target" / "bench-logs"
+
+# wasmtime serve's defaults admit 1,000 connections and 1,000 requests at a time, so 10,000
+# waiting clients queue behind them (0.1 of the ideal). Lifting those caps alone is not enough:
+# each request in flight in a WASI 0.3 instance runs on a fiber of its own, and the pooling
+# allocator holds 1,000 fibers, 1,000 component and 1,000 core instances by default, so 10,000
+# waiting requests answer 500 ("maximum concurrent limit of 1000 for fibers reached", likewise
+# for core and component instances; see target/bench-logs/). The tuned host lifts the caps and
+# the pools and lets one instance await any number of requests for its whole life (250 per
+# instance ran into the same pools; the on-demand allocator, -Opooling-allocator=n, had no
+# errors but reached only 0.75 of the ideal).
+WASMTIME_TUNED = [
+    "--max-concurrent-connections=20000",
+    "--max-concurrent-requests=20000",
+    "--max-instance-concurrent-reuse-count=20000",
+    "--max-instance-reuse-count=100000000",
+    "-Opooling-total-component-instances=4000",
+    "-Opooling-total-core-instances=16000",
+    "-Opooling-total-memories=16000",
+    "-Opooling-total-tables=16000",
+    "-Opooling-total-stacks=12000",
+]
+
+
+@dataclasses.dataclass
+class Server:
+    name: str
+    label: str
+    kind: str  # "ours" or "reference"
+    host: str  # "native", "wasm", "python"
+
+    def command(self, addr: tuple[str, int], delay_ms: int, wasmtime: str, python: str) -> list[str]:
+        host, port = addr
+        listen = f"{host}:{port}"
+        if self.name == "native":
+            return [str(ROOT / "target/release/hello-edge"), "--listen", listen, "--delay-ms", str(delay_ms)]
+        if self.name == "bare-hyper":
+            return [str(ROOT / "target/release/bare-hyper"), listen, str(delay_ms)]
+        if self.name == "seed-aiohttp":
+            return [python, str(BENCH / "seed_aiohttp.py"), host, str(port), str(delay_ms)]
+        wasm = {
+            "component": "hello_edge_spin.wasm",
+            "component-tuned": "hello_edge_spin.wasm",
+            "noop-component": "hello_edge_bench_noop_component.wasm",
+            "noop-component-tuned": "hello_edge_bench_noop_component.wasm",
+        }[self.name]
+        flags = WASMTIME_TUNED if self.name.endswith("-tuned") else []
+        return [wasmtime, "serve", "-Scli", f"--addr={listen}", f"--env=HELLO_EDGE_DELAY_MS={delay_ms}",
+                *flags, str(WASM / wasm)]
+
+
+SERVERS = [
+    Server("native", "hello-edge native", "ours", "native"),
+    Server("bare-hyper", "bare hyper (reference)", "reference", "native"),
+    Server("component", "hello-edge component, wasmtime serve defaults", "ours", "wasm"),
+    Server("component-tuned", "hello-edge component, wasmtime serve tuned", "ours", "wasm"),
+    Server("noop-component", "no-op component, wasmtime serve defaults (reference)", "reference", "wasm"),
+    Server("noop-component-tuned", "no-op component, wasmtime serve tuned (reference)", "reference", "wasm"),
+    Server("seed-aiohttp", "seed: aiohttp (reference)", "reference", "python"),
+]
+
+
+@dataclasses.dataclass
+class Scenario:
+    name: str
+    delay_ms: int
+    connections: int
+    path: str
+
+
+SCENARIOS = [
+    Scenario("delay 500 ms, C=1,000", 500, 1_000, "/hello/bench"),
+    Scenario("delay 500 ms, C=10,000", 500, 10_000, "/hello/bench"),
+    Scenario("delay 0, C=64, /", 0, 64, "/"),
+    Scenario("delay 0, C=64, /hello/x", 0, 64, "/hello/x"),
+]
+
+
+@dataclasses.dataclass
+class Result:
+    server: str
+    scenario: str
+    delay_ms: int
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: dict  # non-zero counts by kind: status (non-200), connect, read, write, timeout
+    peak_rss: int  # bytes
+    idle_rss: int  # bytes, before the scenario
+
+    @property
+    def ideal(self) -> float | None:
+        return self.connections / (self.delay_ms / 1000) if self.delay_ms else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Waits until the server answers an HTTP request (wasm hosts compile before they listen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /hello/ready HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                sock.settimeout(70)
+                if sock.recv(12).startswith(b"HTTP/1.1"):
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def rss(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak_rss(pid: int) -> None:
+    # Writing 5 resets VmHWM to the current RSS (Linux 4.0+).
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def wrk(url: str, connections: int, seconds: float, script: str, script_args: list[str] = ()) -> dict:
+    threads = min(2, connections)
+    seconds = math.ceil(seconds)  # wrk takes whole seconds
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+           "-s", str(BENCH / script), url]
+    if script_args:
+        cmd += ["--", *script_args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    for line in out.stdout.splitlines():
+        for prefix in ("STEADY ", "TOTALS "):
+            if line.startswith(prefix):
+                return json.loads(line[len(prefix):])
+    raise RuntimeError(f"wrk printed no figures:\n{out.stdout}\n{out.stderr}")
+
+
+def measure(server: Server, pid: int, port: int, scenario: Scenario, times: dict) -> Result:
+    url = f"http://127.0.0.1:{port}{scenario.path}"
+    idle = rss(pid, "VmRSS")
+    reset_peak_rss(pid)
+    if scenario.delay_ms:
+        # The warm-up is inside the run: the window opens once C connections are up and
+        # waiting. (A separate warm-up run made the measured one start while the host was still
+        # tearing down the first run's C connections, and inflated peak RSS with its leftovers.)
+        warmup = times["warmup"] + scenario.delay_ms / 1000 / 4
+        window = times["window"]
+        figures = wrk(url, scenario.connections, warmup + window + 2 * scenario.delay_ms / 1000 + 1,
+                      "steady.lua", [f"{warmup}", f"{window}"])
+        rps = figures["window_ok"] / figures["window_s"]
+        errors = figures["window_bad"]
+    else:
+        wrk(url, scenario.connections, times["warmup"], "totals.lua")  # warm-up, not measured
+        reset_peak_rss(pid)
+        figures = wrk(url, scenario.connections, times["window"], "totals.lua")
+        rps = figures["requests"] / (figures["duration_us"] / 1e6)
+        errors = figures["status_errors"]
+    statuses = " ".join(sorted(set(figures.get("bad_statuses", "").split())))
+    kinds = {(f"status {statuses}" if statuses else "status"): errors, **{k: figures[k + "_errors"] for k in ("connect", "read", "write")},
+             "timeout": figures["timeouts"]}
+    return Result(server.name, scenario.name, scenario.delay_ms, scenario.connections, rps,
+                  figures["p50_us"] / 1000, figures["p99_us"] / 1000, sum(kinds.values()),
+                  {k: v for k, v in kinds.items() if v}, rss(pid, "VmHWM"), idle)
+
+
+def run_server(server: Server, scenarios: list[Scenario], times: dict, wasmtime: str, python: str) -> list[Result]:
+    results = []
+    for delay_ms in sorted({s.delay_ms for s in scenarios}, reverse=True):
+        port = free_port()
+        cmd = server.command(("127.0.0.1", port), delay_ms, wasmtime, python)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = open(LOGS / f"{server.name}-delay{delay_ms}.log", "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_serving(port, proc)
+            for scenario in (s for s in scenarios if s.delay_ms == delay_ms):
+                result = measure(server, proc.pid, port, scenario, times)
+                results.append(result)
+                print(f"  {server.name:22} {scenario.name:26} {result.rps:>9.0f} req/s  "
+                      f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
+                      f"errors {result.errors:5}  peak RSS {result.peak_rss / 2**20:6.1f} MiB",
+                      flush=True)
+                time.sleep(2)  # let the closed connections leave TIME_WAIT's busiest moment
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
+    return results
+
+
+def find(results: list[Result], server: str, scenario: str) -> Result | None:
+    return next((r for r in results if r.server == server and r.scenario == scenario), None)
+
+
+def ratio(a: Result | None, b: Result | None) -> str:
+    if a is None or b is None or not b.rps:
+        return "–"
+    return f"{a.rps / b.rps:.2f}"
+
+
+def markdown(results: list[Result], meta: dict) -> str:
+    lines = [
+        "# hello-edge benchmark",
+        "",
+        f"Run {meta['date']} on {meta['machine']}; load from wrk {meta['wrk']} on the same machine "
+        f"(loopback); wasm host wasmtime {meta['wasmtime']}; seed reference aiohttp {meta['aiohttp']} "
+        f"on Python {meta['python']}.",
+        f"Delayed scenarios count the answers completing in a {meta['window']} s steady-state window "
+        f"that opens {meta['warmup']} s (+ d/4) into the run, on a server started for the delay; "
+        f"latency percentiles are wrk's over the whole run. Delay 0: a {meta['warmup']} s warm-up run, "
+        f"then a {meta['window']} s measured run. Ideal at delay d and C "
+        f"connections: C/d req/s at latency d. Errors: non-200 answers in the window, and wrk's "
+        f"connect, read, write and timeout errors.",
+        "",
+        "| server | scenario | req/s | ÷ ideal | p50 | p99 | p99 ÷ d | errors | peak RSS | RSS per connection |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    labels = {s.name: s.label for s in SERVERS}
+    for r in results:
+        ideal = f"{r.rps / r.ideal:.3f}" if r.ideal else "–"
+        p99_d = f"{r.p99_ms / r.delay_ms:.3f}" if r.delay_ms else "–"
+        per_conn = f"{(r.peak_rss - r.idle_rss) / r.connections / 1024:.1f} KiB" if r.delay_ms else "–"
+        errors = f"{r.errors}" + (f" ({', '.join(f'{k} {v}' for k, v in r.error_kinds.items())})"
+                                  if r.errors else "")
+        lines.append(
+            f"| {labels[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
+            f"{r.p99_ms:.1f} ms | {p99_d} | {errors} | {r.peak_rss / 2**20:.1f} MiB | {per_conn} |")
+    lines += ["", "## Ratios (same run)", "",
+              "| scenario | native ÷ seed | wasm ÷ seed | wasm tuned ÷ seed | native ÷ bare hyper | "
+              "wasm ÷ no-op | wasm tuned ÷ no-op tuned |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in SCENARIOS:
+        get = lambda name: find(results, name, s.name)  # noqa: E731
+        lines.append(
+            f"| {s.name} | {ratio(get('native'), get('seed-aiohttp'))} | "
+            f"{ratio(get('component'), get('seed-aiohttp'))} | "
+            f"{ratio(get('component-tuned'), get('seed-aiohttp'))} | "
+            f"{ratio(get('native'), get('bare-hyper'))} | "
+            f"{ratio(get('component'), get('noop-component'))} | "
+            f"{ratio(get('component-tuned'), get('noop-component-tuned'))} |")
+    lines += ["", f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`.", ""]
+    return "\n".join(lines)
+
+
+def chart(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {s.name: s.label for s in SERVERS}
+    delayed = [r for r in results if r.delay_ms]
+    servers = [s.name for s in SERVERS if any(r.server == s.name for r in delayed)]
+    fig, (thr, lat, zero) = plt.subplots(1, 3, figsize=(17, 5.5))
+    for name in servers:
+        rows = sorted((r for r in delayed if r.server == name), key=lambda r: r.connections)
+        cs = [r.connections for r in rows]
+        thr.plot(cs, [r.rps for r in rows], marker="o", label=labels[name])
+        lat.plot(cs, [r.p99_ms for r in rows], marker="o", label=labels[name])
+    if delayed:
+        cs = sorted({r.connections for r in delayed})
+        d = delayed[0].delay_ms / 1000
+        thr.plot(cs, [c / d for c in cs], "k--", label="ideal C/d")
+        lat.axhline(delayed[0].delay_ms, color="k", linestyle="--", label="ideal: d")
+    for ax, title, unit in ((thr, "Throughput, delay 500 ms", "requests/s"),
+                            (lat, "p99 latency, delay 500 ms", "ms")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent connections C")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    if delayed:
+        thr.legend(fontsize=7)
+    zero_rows = [r for r in results if not r.delay_ms]
+    names = [s.name for s in SERVERS if any(r.server == s.name for r in zero_rows)]
+    scen = [s.name for s in SCENARIOS if not s.delay_ms]
+    width = 0.8 / max(1, len(scen))
+    for i, sname in enumerate(scen):
+        values = [getattr(find(results, n, sname), "rps", 0) for n in names]
+        zero.bar([x + i * width for x in range(len(names))], values, width, label=sname)
+    zero.set_xticks([x + width * (len(scen) - 1) / 2 for x in range(len(names))])
+    zero.set_xticklabels([labels[n].replace(" (reference)", "\n(reference)") for n in names],
+                         rotation=30, ha="right", fontsize=7)
+    zero.set_ylabel("requests/s")
+    zero.set_title("Throughput, delay 0, C = 64")
+    if zero_rows:
+        zero.legend(fontsize=7)
+    zero.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wasmtime", default="wasmtime")
+    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
+                        help="comma-separated: " + ", ".join(s.name for s in SERVERS))
+    parser.add_argument("--scenarios", default="all", help="all, delayed or zero")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    wanted = args.servers.split(",")
+    servers = [s for s in SERVERS if s.name in wanted]
+    scenarios = {"all": SCENARIOS, "delayed": [s for s in SCENARIOS if s.delay_ms],
+                 "zero": [s for s in SCENARIOS if not s.delay_ms]}[args.scenarios]
+    times = {"warmup": args.warmup, "window": args.window}
+    import aiohttp
+
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+                   f"{platform.system()} {platform.release()}, {platform.machine()}",
+        "wrk": version(["wrk", "--version"]).split()[1] if version(["wrk", "--version"]) != "?" else "?",
+        "wasmtime": version([args.wasmtime, "--version"]).removeprefix("wasmtime "),
+        "aiohttp": aiohttp.__version__,
+        "python": platform.python_version(),
+        "warmup": args.warmup,
+        "window": args.window,
+    }
+    print(f"hello-edge benchmark, {meta['date']}, {meta['machine']}", flush=True)
+    results: list[Result] = []
+    for server in servers:
+        results += run_server(server, scenarios, times, args.wasmtime, sys.executable)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results, meta)
+    (args.out / "latest.md").write_text(table + "\n![chart](latest.svg)\n")
+    (args.out / "latest.json").write_text(json.dumps(
+        {"meta": meta, "results": [dataclasses.asdict(r) for r in results]}, indent=1) + "\n")
+    chart(results, args.out / "latest.svg")
+    print()
+    print(table)
+    print(f"written: {args.out / 'latest.md'}, {args.out / 'latest.svg'}, {args.out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
