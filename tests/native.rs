@@ -32,30 +32,13 @@ async fn a_thousand_requests_overlap() {
     raise_open_file_limit(4096);
     let server = start_server(ServerConfig::default()).await;
 
-    let started = Instant::now();
-    let mut requests = tokio::task::JoinSet::new();
-    for i in 0..1000 {
-        let addr = server.addr;
-        requests.spawn(async move {
-            let path = format!("/hello/{i}");
-            let answer = conformance::send(addr, Method::GET, &path).await?;
-            Ok::<_, String>((i, answer))
-        });
-    }
-    let answers = requests.join_all().await;
-    let elapsed = started.elapsed();
-
-    for answer in &answers {
-        let (i, answer) = answer.as_ref().expect("every request is answered");
-        assert_eq!(answer.status, StatusCode::OK);
-        assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
-    }
-    eprintln!("1,000 overlapping requests with a 500 ms delay took {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(500), "took {elapsed:?}");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "requests queued: took {elapsed:?}"
-    );
+    conformance::assert_overlap(
+        server.addr,
+        1000,
+        Duration::from_millis(500),
+        Duration::from_secs(3),
+    )
+    .await;
 }
 
 /// Requests in flight when shutdown is signalled (mid-delay) all get their 200, a new

@@ -34,29 +34,13 @@ async fn conforms_to_the_table() {
 async fn two_hundred_requests_overlap() {
     let host = WasmHost::start(&[("HELLO_EDGE_DELAY_MS", "500")]).await;
 
-    let started = Instant::now();
-    let mut requests = tokio::task::JoinSet::new();
-    for i in 0..200 {
-        let addr = host.addr;
-        requests.spawn(async move {
-            let answer = conformance::send(addr, Method::GET, &format!("/hello/{i}")).await?;
-            Ok::<_, String>((i, answer))
-        });
-    }
-    let answers = requests.join_all().await;
-    let elapsed = started.elapsed();
-
-    for answer in &answers {
-        let (i, answer) = answer.as_ref().expect("every request is answered");
-        assert_eq!(answer.status, StatusCode::OK);
-        assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
-    }
-    eprintln!("200 overlapping requests with a 500 ms delay on wasmtime serve took {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(500), "took {elapsed:?}");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "requests queued: took {elapsed:?}"
-    );
+    conformance::assert_overlap(
+        host.addr,
+        200,
+        Duration::from_millis(500),
+        Duration::from_secs(3),
+    )
+    .await;
 }
 
 /// The delay is read from the component's environment.

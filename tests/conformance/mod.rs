@@ -6,11 +6,13 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -180,16 +182,36 @@ impl Answer {
     }
 }
 
-/// Sends one HTTP/1.1 request on a new connection and reads the whole answer.
+/// Sends one HTTP/1.1 request on a new connection and reads the whole answer; the time taken
+/// includes connecting.
 pub async fn send(addr: SocketAddr, method: Method, path: &str) -> Result<Answer, String> {
     let started = Instant::now();
+    let sender = connect(addr).await?;
+    let mut answer = request(sender, addr, method, path).await?;
+    answer.elapsed = started.elapsed();
+    Ok(answer)
+}
+
+/// Opens an HTTP/1.1 connection.
+pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Sends one request on an open connection and reads the whole answer.
+pub async fn request(
+    mut sender: SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+) -> Result<Answer, String> {
+    let started = Instant::now();
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -285,4 +307,50 @@ pub async fn run(addr: SocketAddr, delay: Duration) -> String {
         }
     }
     report
+}
+
+/// The seed's lesson on any host: `count` clients, each on its own connection, ask
+/// `/hello/{i}` all at once of a server that waits `delay` before each answer. Every one must
+/// get its own greeting, and together they must take about one delay: at least `delay`, under
+/// `limit`. Returns the wall time, from the moment the requests are released.
+///
+/// The connections are opened first, at most 50 connecting at a time, so the figure is the
+/// overlap of the waits, not the host's listen backlog (`wasmtime serve` keeps 100; more
+/// simultaneous connects are dropped and retried by TCP a second later).
+pub async fn assert_overlap(
+    addr: SocketAddr,
+    count: usize,
+    delay: Duration,
+    limit: Duration,
+) -> Duration {
+    let connecting = Arc::new(tokio::sync::Semaphore::new(50));
+    let release = Arc::new(tokio::sync::Barrier::new(count + 1));
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (connecting, release) = (Arc::clone(&connecting), Arc::clone(&release));
+        requests.spawn(async move {
+            let permit = connecting.acquire_owned().await.unwrap();
+            let connected = connect(addr).await;
+            drop(permit);
+            release.wait().await;
+            let answer = request(connected?, addr, Method::GET, &format!("/hello/{i}")).await?;
+            Ok::<_, String>((i, answer, Instant::now()))
+        });
+    }
+    release.wait().await;
+    let started = Instant::now();
+    let answers = requests.join_all().await;
+
+    let mut last = started;
+    for answer in &answers {
+        let (i, answer, done) = answer.as_ref().expect("every request is answered");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
+        last = last.max(*done);
+    }
+    let elapsed = last - started;
+    eprintln!("{count} overlapping requests with a {delay:?} delay took {elapsed:?}");
+    assert!(elapsed >= delay, "took {elapsed:?}");
+    assert!(elapsed < limit, "requests queued: took {elapsed:?}");
+    elapsed
 }
