@@ -256,6 +256,33 @@ async fn http2_clients_are_served() {
     );
 }
 
+/// An HTTP/2 preface that arrives in two pieces is still recognised: the server answers with
+/// its own SETTINGS frame, not an HTTP/1 400.
+#[tokio::test]
+async fn a_split_http2_preface_is_recognised() {
+    let server = start_server(ServerConfig::default()).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&preface[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(&preface[10..]).await.unwrap();
+    // An empty SETTINGS frame: length 0, type 0x4, no flags, stream 0.
+    stream
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+
+    let mut frame_header = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut frame_header))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    assert_eq!(
+        frame_header[3], 4,
+        "first frame is SETTINGS: {frame_header:?}"
+    );
+}
+
 fn get(path: &str) -> Request<Empty<Bytes>> {
     Request::get(path)
         .header("host", "hello-edge.test")
