@@ -231,6 +231,7 @@ fn component_wasm() -> &'static Path {
             ["cargo", "build"],
             "spin.toml builds with cargo"
         );
+        ensure_wasm_target();
         let target_dir = root().join("target").join("wasm-tests");
         let status = std::process::Command::new(env!("CARGO"))
             .current_dir(root())
@@ -251,6 +252,24 @@ fn component_wasm() -> &'static Path {
             .expect("spin.toml's source is under target/");
         target_dir.join(under_target)
     })
+}
+
+/// Adds the wasm32-wasip2 target through rustup when it is missing, so the test command works
+/// on a fresh machine; without rustup the build below says what is missing.
+fn ensure_wasm_target() {
+    let installed = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    if let Ok(out) = installed
+        && !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|t| t == "wasm32-wasip2")
+    {
+        eprintln!("adding the wasm32-wasip2 target with rustup");
+        let _ = std::process::Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status();
+    }
 }
 
 /// The wasmtime CLI version the tests run, pinned in the workspace's Cargo.toml
