@@ -9,7 +9,8 @@
 //!
 //! The crate is laid out as:
 //!
-//! * [`respond`]: the one entry point, from a method and a path to a [`Reply`].
+//! * [`respond`]: the one entry point, from a method and a path to a [`Reply`]
+//!   ([`respond_as_configured`] for hosts whose configuration may be invalid).
 //! * `route`: which route a path names ([`Route`]) and how a name is decoded ([`decode_name`]).
 //! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
 //! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host.
@@ -95,6 +96,20 @@ pub fn respond(config: &Config, method: &Method, path: &str) -> Reply {
             delay: config.delay.as_duration(),
         },
         Err(err) => Reply::error(&err, method),
+    }
+}
+
+/// Like [`respond`], for a host whose configuration was read at run time (from its
+/// environment, say) and may be invalid: then every request answers 500 naming the variable,
+/// the same on every such host.
+pub fn respond_as_configured(
+    config: &Result<Config, VarError>,
+    method: &Method,
+    path: &str,
+) -> Reply {
+    match config {
+        Ok(config) => respond(config, method, path),
+        Err(err) => Reply::error(&RequestError::Misconfigured(err.clone()), method),
     }
 }
 
@@ -261,6 +276,23 @@ mod tests {
         let reply = get(&format!("/hello/{}", "a".repeat(101)));
         assert_eq!(reply.response.status(), StatusCode::URI_TOO_LONG);
         assert!(body(&reply).contains("longer than 100 characters"));
+    }
+
+    #[test]
+    fn a_misconfigured_host_answers_500_naming_the_variable() {
+        let config = Config::from_lookup(|_| Some("soon".into()));
+        let reply = respond_as_configured(&config, &Method::GET, "/hello/x");
+        assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body(&reply).contains("HELLO_EDGE_DELAY_MS"),
+            "{}",
+            body(&reply)
+        );
+        assert_eq!(reply.delay, Duration::ZERO);
+
+        let config = Config::from_lookup(|_| None);
+        let reply = respond_as_configured(&config, &Method::GET, "/hello/x");
+        assert_eq!(body(&reply), "<h1>hello, x!</h1>");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use hello_edge::{Config, Reply, RequestError, VarError};
+use hello_edge::{Config, VarError};
 use http_body_util::Full;
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -18,10 +18,7 @@ use spin_sdk::http_service;
 /// Answers one request: the core decides, the host's clock waits.
 #[http_service]
 async fn handle(request: Request) -> impl IntoResponse {
-    let reply = match config() {
-        Ok(config) => hello_edge::respond(config, request.method(), request.uri().path()),
-        Err(err) => Reply::error(&RequestError::Misconfigured(err.clone()), request.method()),
-    };
+    let reply = hello_edge::respond_as_configured(config(), request.method(), request.uri().path());
     if !reply.delay.is_zero() {
         spin_sdk::time::sleep(reply.delay).await;
     }
