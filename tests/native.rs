@@ -89,7 +89,6 @@ async fn shutdown_drains_requests_in_flight() {
     let outcome = tokio::time::timeout(Duration::from_secs(5), server.handle)
         .await
         .expect("server returns after draining")
-        .unwrap()
         .unwrap();
     assert_eq!(outcome, Shutdown::Drained);
     assert!(started.elapsed() >= delay);
@@ -123,7 +122,6 @@ async fn shutdown_gives_up_after_the_grace_period() {
     let outcome = tokio::time::timeout(Duration::from_secs(2), server.handle)
         .await
         .expect("server returns when the grace period ends")
-        .unwrap()
         .unwrap();
     assert_eq!(outcome, Shutdown::GraceExpired { aborted: 1 });
     assert!(
@@ -294,7 +292,7 @@ fn get(path: &str) -> Request<Empty<Bytes>> {
 struct TestServer {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
-    handle: JoinHandle<std::io::Result<Shutdown>>,
+    handle: JoinHandle<Shutdown>,
 }
 
 async fn start_server(config: ServerConfig) -> TestServer {

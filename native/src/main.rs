@@ -136,7 +136,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, delay = %args.delay_ms, ?open_files, "listening");
 
         let outcome =
-            hello_edge_native::run(listener, config, hello_edge_native::shutdown_signal()).await?;
+            hello_edge_native::run(listener, config, hello_edge_native::shutdown_signal()).await;
         Ok(match outcome {
             Shutdown::Drained => ExitCode::SUCCESS,
             Shutdown::GraceExpired { aborted } => {

@@ -70,11 +70,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves hello-edge on `listener` until `shutdown` completes, then stops accepting (new
 /// connections are refused), lets requests in flight finish within `config.grace`, and returns.
+///
+/// It does not fail: accept errors (a client gone, descriptors running out) are logged and
+/// retried, and a connection's error ends that connection only.
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<Shutdown> {
+) -> Shutdown {
     let builders = Arc::new(Builders::new(&config));
 
     // Every connection task holds a receiver; a send tells them all to finish up.
@@ -110,13 +113,13 @@ pub async fn run(
     match drained {
         Ok(()) => {
             tracing::info!("all connections finished");
-            Ok(Shutdown::Drained)
+            Shutdown::Drained
         }
         Err(_) => {
             let aborted = connections.len();
             tracing::warn!(aborted, "grace period over: closing unfinished connections");
             connections.shutdown().await;
-            Ok(Shutdown::GraceExpired { aborted })
+            Shutdown::GraceExpired { aborted }
         }
     }
 }
