@@ -8,6 +8,9 @@
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the
 //! core); it imports nothing Spin-only, so the one `.wasm` runs on Spin and on `wasmtime serve`.
 
+// On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
+#![cfg(target_family = "wasm")]
+
 use std::sync::OnceLock;
 
 use hello_edge::{Config, VarError};

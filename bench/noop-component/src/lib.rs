@@ -2,6 +2,9 @@
 //! body after an optional sleep (`HELLO_EDGE_DELAY_MS`, read once per instance, default 0), so
 //! each figure of the hello-edge component has the host's own limit beside it.
 
+// On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
+#![cfg(target_family = "wasm")]
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
