@@ -1,0 +1,42 @@
+//! The hello-edge component for WASI 0.2 hosts: the routing core behind
+//! `wasi:http/incoming-handler@0.2`, through [wstd](https://docs.rs/wstd).
+//!
+//! WASI 0.2 is the world every wasm HTTP host serves today: Spin 2.x to 4.x (and the SpinKube
+//! shim), Spin-based clouds, wasmCloud and `wasmtime serve`. Such a host makes an instance for
+//! each request. For each one, this component asks the core ([`hello_edge::respond`]) for the
+//! answer, waits the delay on a `wasi:clocks/monotonic-clock` pollable (the host parks the
+//! instance; no thread and no spinning), and sends the response. It makes no routing, escaping or
+//! status decision of its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin and
+//! on `wasmtime serve` alike.
+//!
+//! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the core),
+//! as in the WASI 0.3 component beside it (`spin/`).
+
+// On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
+#![cfg(target_family = "wasm")]
+
+use hello_edge::{Config, VarError};
+use wstd::http::{Body, Error, Request, Response};
+
+/// Answers one request: the core decides, the host's clock waits.
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let config = config();
+    let reply = hello_edge::respond_as_configured(&config, request.method(), request.uri().path());
+    if !reply.delay.is_zero() {
+        wstd::task::sleep(reply.delay.into()).await;
+    }
+    Ok(reply.response.map(Body::from))
+}
+
+/// The configuration, read from the environment. A WASI 0.2 host makes an instance per request,
+/// so this runs once per request; it is a lookup of one variable.
+fn config() -> Result<Config, VarError> {
+    let config = Config::from_lookup(|name| std::env::var(name).ok());
+    if let Err(err) = &config {
+        // Every request answers 500 until the variable is fixed; say why where the operator
+        // looks.
+        eprintln!("hello-edge: invalid configuration: {err}");
+    }
+    config
+}
