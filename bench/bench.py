@@ -35,22 +35,28 @@ LOGS = ROOT / "target" / "bench-logs"
 
 # wasmtime serve's defaults admit 1,000 connections and 1,000 requests at a time, so 10,000
 # waiting clients queue behind them (0.1 of the ideal). Lifting those caps alone is not enough:
-# each request in flight in a WASI 0.3 instance runs on a fiber of its own, and the pooling
-# allocator holds 1,000 fibers, 1,000 component and 1,000 core instances by default, so 10,000
-# waiting requests answer 500 ("maximum concurrent limit of 1000 for fibers reached", likewise
-# for core and component instances; see target/bench-logs/). The tuned host lifts the caps and
-# the pools and lets one instance await any number of requests for its whole life (250 per
-# instance ran into the same pools; the on-demand allocator, -Opooling-allocator=n, had no
-# errors but reached only 0.75 of the ideal).
+# the pooling allocator holds 1,000 component instances, 1,000 core instances and 1,000 fibers
+# (stacks) by default.
+# - WASI 0.3: each request in flight runs on a fiber of its own, so 10,000 waiting requests answer
+#   500 ("maximum concurrent limit of 1000 for fibers reached", likewise for core and component
+#   instances; see target/bench-logs/). One instance may await any number of requests.
+# - WASI 0.2: each request in flight holds a whole instance (1 component instance, 3 core
+#   instances: the program and wit-component's two shims, 1 memory), so even 1,000 waiting
+#   requests exceed the 1,000 core instances ("maximum concurrent limit of 1000 for core
+#   instances reached"). With the pools raised but a fresh instance per request (the default for
+#   0.2), instantiating is the ceiling: about 7,000 requests/s on 2 cores. Reusing an instance for
+#   the next request once it has answered (--max-instance-reuse-count) lifts that.
+# The tuned host, the same for both, lifts the caps and the pools and reuses instances (the
+# on-demand allocator, -Opooling-allocator=n, had no errors but was no faster).
 WASMTIME_TUNED = [
     "--max-concurrent-connections=20000",
     "--max-concurrent-requests=20000",
     "--max-instance-concurrent-reuse-count=20000",
     "--max-instance-reuse-count=100000000",
-    "-Opooling-total-component-instances=4000",
-    "-Opooling-total-core-instances=16000",
+    "-Opooling-total-component-instances=12000",
+    "-Opooling-total-core-instances=36000",
     "-Opooling-total-memories=16000",
-    "-Opooling-total-tables=16000",
+    "-Opooling-total-tables=36000",
     "-Opooling-total-stacks=12000",
 ]
 
@@ -61,6 +67,8 @@ class Server:
     label: str
     kind: str  # "ours" or "reference"
     host: str  # "native", "wasm", "python"
+    wasm: str = ""  # the component, for wasm hosts
+    tuned: bool = False  # wasmtime serve with WASMTIME_TUNED
 
     def command(self, addr: tuple[str, int], delay_ms: int, wasmtime: str, python: str) -> list[str]:
         host, port = addr
@@ -71,24 +79,28 @@ class Server:
             return [str(ROOT / "target/release/bare-hyper"), listen, str(delay_ms)]
         if self.name == "seed-aiohttp":
             return [python, str(BENCH / "seed_aiohttp.py"), host, str(port), str(delay_ms)]
-        wasm = {
-            "component": "hello_edge_spin.wasm",
-            "component-tuned": "hello_edge_spin.wasm",
-            "noop-component": "hello_edge_bench_noop_component.wasm",
-            "noop-component-tuned": "hello_edge_bench_noop_component.wasm",
-        }[self.name]
-        flags = WASMTIME_TUNED if self.name.endswith("-tuned") else []
+        flags = WASMTIME_TUNED if self.tuned else []
         return [wasmtime, "serve", "-Scli", f"--addr={listen}", f"--env=HELLO_EDGE_DELAY_MS={delay_ms}",
-                *flags, str(WASM / wasm)]
+                *flags, str(WASM / self.wasm)]
 
 
+P3, P3_NOOP = "hello_edge_spin.wasm", "hello_edge_bench_noop_component.wasm"
+P2, P2_NOOP = "hello_edge_wasip2.wasm", "hello_edge_bench_noop_wasip2.wasm"
 SERVERS = [
     Server("native", "hello-edge native", "ours", "native"),
     Server("bare-hyper", "bare hyper (reference)", "reference", "native"),
-    Server("component", "hello-edge component, wasmtime serve defaults", "ours", "wasm"),
-    Server("component-tuned", "hello-edge component, wasmtime serve tuned", "ours", "wasm"),
-    Server("noop-component", "no-op component, wasmtime serve defaults (reference)", "reference", "wasm"),
-    Server("noop-component-tuned", "no-op component, wasmtime serve tuned (reference)", "reference", "wasm"),
+    Server("p3", "hello-edge WASI 0.3 component, wasmtime serve defaults", "ours", "wasm", P3),
+    Server("p3-tuned", "hello-edge WASI 0.3 component, wasmtime serve tuned", "ours", "wasm", P3, True),
+    Server("noop-p3", "no-op WASI 0.3 component, wasmtime serve defaults (reference)", "reference", "wasm",
+           P3_NOOP),
+    Server("noop-p3-tuned", "no-op WASI 0.3 component, wasmtime serve tuned (reference)", "reference", "wasm",
+           P3_NOOP, True),
+    Server("p2", "hello-edge WASI 0.2 component, wasmtime serve defaults", "ours", "wasm", P2),
+    Server("p2-tuned", "hello-edge WASI 0.2 component, wasmtime serve tuned", "ours", "wasm", P2, True),
+    Server("noop-p2", "no-op WASI 0.2 component, wasmtime serve defaults (reference)", "reference", "wasm",
+           P2_NOOP),
+    Server("noop-p2-tuned", "no-op WASI 0.2 component, wasmtime serve tuned (reference)", "reference", "wasm",
+           P2_NOOP, True),
     Server("seed-aiohttp", "seed: aiohttp (reference)", "reference", "python"),
 ]
 
@@ -132,6 +144,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_env() -> dict:
+    """The servers' environment: ours, without RUST_BACKTRACE, which makes a Rust host capture a
+    backtrace for every error it logs (wasmtime serve does, per refused request) and so slows the
+    very scenarios that refuse many."""
+    env = dict(os.environ)
+    env.pop("RUST_BACKTRACE", None)
+    return env
 
 
 def wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -213,7 +234,8 @@ def run_server(server: Server, scenarios: list[Scenario], times: dict, wasmtime:
         cmd = server.command(("127.0.0.1", port), delay_ms, wasmtime, python)
         LOGS.mkdir(parents=True, exist_ok=True)
         log = open(LOGS / f"{server.name}-delay{delay_ms}.log", "w")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=server_env())
         try:
             wait_until_serving(port, proc)
             for scenario in (s for s in scenarios if s.delay_ms == delay_ms):
@@ -272,19 +294,25 @@ def markdown(results: list[Result], meta: dict) -> str:
         lines.append(
             f"| {labels[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
             f"{r.p99_ms:.1f} ms | {p99_d} | {errors} | {r.peak_rss / 2**20:.1f} MiB | {per_conn} |")
-    lines += ["", "## Ratios (same run)", "",
-              "| scenario | native ÷ seed | wasm ÷ seed | wasm tuned ÷ seed | native ÷ bare hyper | "
-              "wasm ÷ no-op | wasm tuned ÷ no-op tuned |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    # Each ratio: (column title, numerator, denominator).
+    columns = [
+        ("native ÷ seed", "native", "seed-aiohttp"),
+        ("native ÷ bare hyper", "native", "bare-hyper"),
+        ("0.3 tuned ÷ seed", "p3-tuned", "seed-aiohttp"),
+        ("0.3 ÷ no-op 0.3", "p3", "noop-p3"),
+        ("0.3 tuned ÷ no-op 0.3 tuned", "p3-tuned", "noop-p3-tuned"),
+        ("0.2 tuned ÷ seed", "p2-tuned", "seed-aiohttp"),
+        ("0.2 ÷ no-op 0.2", "p2", "noop-p2"),
+        ("0.2 tuned ÷ no-op 0.2 tuned", "p2-tuned", "noop-p2-tuned"),
+        ("0.2 ÷ 0.3", "p2", "p3"),
+        ("0.2 tuned ÷ 0.3 tuned", "p2-tuned", "p3-tuned"),
+    ]
+    lines += ["", "## Ratios of requests/s (same run)", "",
+              "| scenario | " + " | ".join(c[0] for c in columns) + " |",
+              "| --- |" + " ---: |" * len(columns)]
     for s in SCENARIOS:
         get = lambda name: find(results, name, s.name)  # noqa: E731
-        lines.append(
-            f"| {s.name} | {ratio(get('native'), get('seed-aiohttp'))} | "
-            f"{ratio(get('component'), get('seed-aiohttp'))} | "
-            f"{ratio(get('component-tuned'), get('seed-aiohttp'))} | "
-            f"{ratio(get('native'), get('bare-hyper'))} | "
-            f"{ratio(get('component'), get('noop-component'))} | "
-            f"{ratio(get('component-tuned'), get('noop-component-tuned'))} |")
+        lines.append(f"| {s.name} | " + " | ".join(ratio(get(a), get(b)) for _, a, b in columns) + " |")
     lines += ["", f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`.", ""]
     return "\n".join(lines)
 
@@ -347,7 +375,7 @@ def version(cmd: list[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     parser.add_argument("--wasmtime", default="wasmtime")
     parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
                         help="comma-separated: " + ", ".join(s.name for s in SERVERS))
