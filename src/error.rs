@@ -3,6 +3,7 @@
 use http::StatusCode;
 
 use crate::VarError;
+use crate::head::HeaderLimit;
 use crate::route::MAX_NAME_CHARS;
 
 /// A request the core will not greet.
@@ -26,6 +27,9 @@ pub enum RequestError {
     /// The decoded name is longer than [`MAX_NAME_CHARS`].
     #[error("the name is longer than {MAX_NAME_CHARS} characters")]
     NameTooLong,
+    /// The request's header fields are too many or too large (see [`crate::check_headers`]).
+    #[error("the request has {0}")]
+    HeadersTooLarge(HeaderLimit),
     /// The host's configuration is invalid: no request can be served as configured.
     #[error("the server is misconfigured: {0}")]
     Misconfigured(#[from] VarError),
@@ -41,6 +45,7 @@ impl RequestError {
             | RequestError::InvalidUtf8
             | RequestError::ControlCharacter => StatusCode::BAD_REQUEST,
             RequestError::NameTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,6 +64,7 @@ mod tests {
             (RequestError::InvalidUtf8, 400),
             (RequestError::ControlCharacter, 400),
             (RequestError::NameTooLong, 414),
+            (RequestError::HeadersTooLarge(HeaderLimit::Total), 431),
             (RequestError::Misconfigured(misconfigured()), 500),
         ];
         for (err, status) in cases {
@@ -76,6 +82,22 @@ mod tests {
             RequestError::from(misconfigured()).to_string(),
             "the server is misconfigured: HELLO_EDGE_DELAY_MS: delay \"soon\" is not a whole \
              number of milliseconds (expected 0 to 60000)"
+        );
+    }
+
+    #[test]
+    fn header_limits_say_which_limit() {
+        assert_eq!(
+            RequestError::HeadersTooLarge(HeaderLimit::Field).to_string(),
+            "the request has a header field larger than 8192 bytes"
+        );
+        assert_eq!(
+            RequestError::HeadersTooLarge(HeaderLimit::Fields).to_string(),
+            "the request has more than 100 header fields"
+        );
+        assert_eq!(
+            RequestError::HeadersTooLarge(HeaderLimit::Total).to_string(),
+            "the request has header fields larger than 16384 bytes in all"
         );
     }
 

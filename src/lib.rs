@@ -4,14 +4,16 @@
 //! `<h1>hello, {name}!</h1>`, each after a delay. This crate decides everything about an answer
 //! that can be decided without I/O: the route, the status, the headers, the body, and how long
 //! to wait before sending it. It contains no networking code, no clock and no runtime; the delay
-//! is data in the [`Reply`], and each host adapter (the native tokio server, the Spin component)
+//! is data in the [`Reply`], and each host adapter (the native tokio server, the components)
 //! sleeps it on its own event loop and does the I/O.
 //!
 //! The crate is laid out as:
 //!
-//! * [`respond`]: the one entry point, from a method and a path to a [`Reply`]
-//!   ([`respond_as_configured`] for hosts whose configuration may be invalid).
+//! * [`respond_to`]: the one entry point, from a request to a [`Reply`]
+//!   ([`respond_as_configured`] for hosts whose configuration may be invalid); [`respond`] takes
+//!   the parts it looks at (method, path, header fields) one by one.
 //! * `route`: which route a path names ([`Route`]) and how a name is decoded ([`decode_name`]).
+//! * `head`: the limits on header fields ([`check_headers`]), the same on every host.
 //! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
 //! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host.
 //!
@@ -19,10 +21,10 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use hello_edge::{Config, respond};
-//! use http::Method;
+//! use hello_edge::{Config, respond_to};
 //!
-//! let reply = respond(&Config::default(), &Method::GET, "/hello/%E5%BC%A0%E4%B8%89");
+//! let request = http::Request::get("/hello/%E5%BC%A0%E4%B8%89").body(()).unwrap();
+//! let reply = respond_to(&Config::default(), &request);
 //! assert_eq!(reply.response.status(), 200);
 //! assert_eq!(reply.response.body().as_ref(), "<h1>hello, 张三!</h1>".as_bytes());
 //! assert_eq!(reply.delay, Duration::from_millis(500)); // the host sleeps this, then sends
@@ -30,22 +32,32 @@
 
 mod config;
 mod error;
+mod head;
 mod route;
 
 pub use config::{Config, ConfigError, Delay, VarError};
 pub use error::RequestError;
+pub use head::{
+    HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, check_headers,
+};
 pub use route::{MAX_NAME_CHARS, Route, decode_name};
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
-use http::{Method, Response, StatusCode};
+use http::header::{
+    ALLOW, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    X_CONTENT_TYPE_OPTIONS,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 /// The content type of every answer.
 pub const TEXT_HTML: &str = "text/html; charset=utf-8";
 /// The methods the two routes answer, as sent in `Allow`.
 pub const ALLOWED_METHODS: &str = "GET, HEAD";
+/// The content security policy of every answer: the pages load nothing (no scripts, styles or
+/// images), so a browser may load nothing for them, whatever a name holds.
+pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'";
 
 /// An answer decided by the core: the response to send, and how long to wait before sending it.
 #[derive(Debug)]
@@ -85,31 +97,39 @@ impl Reply {
     }
 }
 
-/// Decides the answer to a request from its method and path (the query, if any, is ignored).
+/// Decides the answer to a request: [`respond`] on its method, path and header fields.
+pub fn respond_to<B>(config: &Config, request: &Request<B>) -> Reply {
+    respond(
+        config,
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    )
+}
+
+/// Like [`respond_to`], for a host whose configuration was read at run time (from its
+/// environment, say) and may be invalid: then every request answers 500 naming the variable,
+/// the same on every such host.
+pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Request<B>) -> Reply {
+    match config {
+        Ok(config) => respond_to(config, request),
+        Err(err) => Reply::error(&RequestError::Misconfigured(err.clone()), request.method()),
+    }
+}
+
+/// Decides the answer to a request from its method, its path (without the query) and its header
+/// fields.
 ///
-/// `GET` and `HEAD` on `/` and `/hello/{name}` answer 200 after `config.delay`; everything else
+/// Header fields past the limits ([`check_headers`]) answer 431, whatever the route. Then `GET`
+/// and `HEAD` on `/` and `/hello/{name}` answer 200 after `config.delay`; everything else
 /// answers at once with the error status the [`RequestError`] names.
-pub fn respond(config: &Config, method: &Method, path: &str) -> Reply {
-    match page(method, path) {
+pub fn respond(config: &Config, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
+    match check_headers(headers).and_then(|()| page(method, path)) {
         Ok(body) => Reply {
             response: html_response(StatusCode::OK, body, method),
             delay: config.delay.as_duration(),
         },
         Err(err) => Reply::error(&err, method),
-    }
-}
-
-/// Like [`respond`], for a host whose configuration was read at run time (from its
-/// environment, say) and may be invalid: then every request answers 500 naming the variable,
-/// the same on every such host.
-pub fn respond_as_configured(
-    config: &Result<Config, VarError>,
-    method: &Method,
-    path: &str,
-) -> Reply {
-    match config {
-        Ok(config) => respond(config, method, path),
-        Err(err) => Reply::error(&RequestError::Misconfigured(err.clone()), method),
     }
 }
 
@@ -147,6 +167,10 @@ fn html_response(status: StatusCode, body: Bytes, method: &Method) -> Response<B
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_HTML));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
+    );
     response
 }
 
@@ -155,7 +179,11 @@ mod tests {
     use super::*;
 
     fn get(path: &str) -> Reply {
-        respond(&Config::default(), &Method::GET, path)
+        call(&Method::GET, path)
+    }
+
+    fn call(method: &Method, path: &str) -> Reply {
+        respond(&Config::default(), method, path, &HeaderMap::new())
     }
 
     fn body(reply: &Reply) -> &str {
@@ -188,7 +216,7 @@ mod tests {
     #[test]
     fn the_delay_comes_from_the_config() {
         let config = Config::with_delay(Delay::from_millis_str("20").unwrap());
-        let reply = respond(&config, &Method::GET, "/hello/x");
+        let reply = respond(&config, &Method::GET, "/hello/x", &HeaderMap::new());
         assert_eq!(reply.delay, Duration::from_millis(20));
     }
 
@@ -222,7 +250,7 @@ mod tests {
     fn head_has_the_get_headers_and_no_body() {
         for path in ["/", "/hello/world", "/nope"] {
             let get = get(path);
-            let head = respond(&Config::default(), &Method::HEAD, path);
+            let head = call(&Method::HEAD, path);
             assert_eq!(head.response.status(), get.response.status(), "{path}");
             assert_eq!(head.response.headers(), get.response.headers(), "{path}");
             assert_eq!(head.delay, get.delay, "{path}");
@@ -240,7 +268,7 @@ mod tests {
             Method::PATCH,
         ] {
             for path in ["/", "/hello/world", "/hello/%ZZ"] {
-                let reply = respond(&Config::default(), &method, path);
+                let reply = call(&method, path);
                 assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
                 assert_eq!(header(&reply, "allow"), "GET, HEAD");
                 assert_eq!(reply.delay, Duration::ZERO);
@@ -251,7 +279,7 @@ mod tests {
     #[test]
     fn unknown_paths_are_not_found_whatever_the_method() {
         for method in [Method::GET, Method::POST] {
-            let reply = respond(&Config::default(), &method, "/hello/");
+            let reply = call(&method, "/hello/");
             assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
             assert_eq!(header(&reply, "content-type"), TEXT_HTML);
             assert!(body(&reply).starts_with("<h1>404 Not Found</h1>"));
@@ -280,8 +308,9 @@ mod tests {
 
     #[test]
     fn a_misconfigured_host_answers_500_naming_the_variable() {
+        let request = Request::get("/hello/x").body(()).unwrap();
         let config = Config::from_lookup(|_| Some("soon".into()));
-        let reply = respond_as_configured(&config, &Method::GET, "/hello/x");
+        let reply = respond_as_configured(&config, &request);
         assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             body(&reply).contains("HELLO_EDGE_DELAY_MS"),
@@ -291,8 +320,55 @@ mod tests {
         assert_eq!(reply.delay, Duration::ZERO);
 
         let config = Config::from_lookup(|_| None);
-        let reply = respond_as_configured(&config, &Method::GET, "/hello/x");
+        let reply = respond_as_configured(&config, &request);
         assert_eq!(body(&reply), "<h1>hello, x!</h1>");
+    }
+
+    #[test]
+    fn every_answer_forbids_sniffing_and_loading_anything() {
+        for path in ["/", "/hello/world", "/nope", "/hello/%ZZ"] {
+            for method in [Method::GET, Method::HEAD, Method::POST] {
+                let reply = call(&method, path);
+                assert_eq!(header(&reply, "x-content-type-options"), "nosniff");
+                assert_eq!(
+                    header(&reply, "content-security-policy"),
+                    "default-src 'none'"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_header_fields_are_refused_before_routing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-big",
+            HeaderValue::from_str(&"a".repeat(200_000)).unwrap(),
+        );
+        for path in ["/", "/hello/world", "/nope"] {
+            let reply = respond(&Config::default(), &Method::GET, path, &headers);
+            assert_eq!(
+                reply.response.status(),
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "{path}"
+            );
+            assert!(body(&reply).contains("larger than 8192 bytes"), "{path}");
+            assert_eq!(reply.delay, Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn respond_to_reads_the_request() {
+        let request = Request::get("/hello/there?x=1")
+            .header("user-agent", "test")
+            .body(())
+            .unwrap();
+        let reply = respond_to(&Config::default(), &request);
+        assert_eq!(body(&reply), "<h1>hello, there!</h1>");
+        let request = Request::head("/").body(()).unwrap();
+        let reply = respond_to(&Config::default(), &request);
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert!(reply.response.body().is_empty());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The hello-edge Spin component: the routing core behind spin-sdk 7's WASI 0.3 HTTP handler.
 //!
 //! The host (Spin, or `wasmtime serve`) owns the listener and the event loop. For each request
-//! this component asks the core ([`hello_edge::respond`]) for the answer, awaits the host's
-//! monotonic clock for the delay (so a waiting request costs the host a timer, not a thread),
-//! and returns the response. It makes no routing, escaping or status decision of its own.
+//! this component asks the core ([`hello_edge::respond_as_configured`]) for the answer, awaits
+//! the host's monotonic clock for the delay (so a waiting request costs the host a timer, not a
+//! thread), and returns the response. It makes no routing, escaping, limit or status decision of
+//! its own.
 //!
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the
 //! core); it imports nothing Spin-only, so the one `.wasm` runs on Spin and on `wasmtime serve`.
@@ -21,7 +22,7 @@ use spin_sdk::http_service;
 /// Answers one request: the core decides, the host's clock waits.
 #[http_service]
 async fn handle(request: Request) -> impl IntoResponse {
-    let reply = hello_edge::respond_as_configured(config(), request.method(), request.uri().path());
+    let reply = hello_edge::respond_as_configured(config(), &request);
     if !reply.delay.is_zero() {
         spin_sdk::time::sleep(reply.delay).await;
     }

@@ -32,6 +32,8 @@ pub enum Body {
 pub struct Case {
     pub method: Method,
     pub path: String,
+    /// Header fields the request carries besides `host`.
+    pub request_headers: Vec<(String, String)>,
     pub status: u16,
     /// Headers that must be present with these values (others may be present too).
     pub headers: Vec<(&'static str, &'static str)>,
@@ -40,17 +42,33 @@ pub struct Case {
     pub waits: bool,
 }
 
-const HTML: (&str, &str) = ("content-type", "text/html; charset=utf-8");
+/// What every answer carries, whatever its status.
+const EVERY_ANSWER: [(&str, &str); 3] = [
+    ("content-type", "text/html; charset=utf-8"),
+    ("x-content-type-options", "nosniff"),
+    ("content-security-policy", "default-src 'none'"),
+];
 
 fn case(method: Method, path: impl Into<String>, status: u16, body: Body, waits: bool) -> Case {
     Case {
         method,
         path: path.into(),
+        request_headers: Vec::new(),
         status,
-        headers: vec![HTML],
+        headers: EVERY_ANSWER.to_vec(),
         body,
         waits,
     }
+}
+
+/// The case with these header fields on its request, each `(name, value length)`; the value is
+/// that many `v`s.
+fn sending(mut case: Case, fields: &[(&str, usize)]) -> Case {
+    for (name, len) in fields {
+        case.request_headers
+            .push((name.to_string(), "v".repeat(*len)));
+    }
+    case
 }
 
 fn with(mut case: Case, header: (&'static str, &'static str)) -> Case {
@@ -164,6 +182,51 @@ pub fn table() -> Vec<Case> {
             Contains("longer than 100 characters"),
             false,
         ),
+        // Header fields within the limits pass: one of 8,000 bytes, 12,000 bytes in all, 90
+        // fields.
+        sending(
+            ok("/hello/big", "<h1>hello, big!</h1>"),
+            &[("x-pad", 8_000)],
+        ),
+        sending(
+            ok("/hello/two", "<h1>hello, two!</h1>"),
+            &[("x-pad-1", 6_000), ("x-pad-2", 6_000)],
+        ),
+        sending(
+            ok("/hello/many", "<h1>hello, many!</h1>"),
+            &(0..90).map(|_| ("x-n", 1)).collect::<Vec<_>>(),
+        ),
+        // Past them: 431, at once, whatever the route.
+        sending(
+            case(
+                get(),
+                "/",
+                431,
+                Contains("a header field larger than 8192 bytes"),
+                false,
+            ),
+            &[("x-big", 200_000)],
+        ),
+        sending(
+            case(
+                get(),
+                "/hello/world",
+                431,
+                Contains("a header field larger than 8192 bytes"),
+                false,
+            ),
+            &[("x-pad", 8_300)],
+        ),
+        sending(
+            case(
+                get(),
+                "/nope",
+                431,
+                Contains("header fields larger than 16384 bytes in all"),
+                false,
+            ),
+            &[("x-pad-1", 6_000), ("x-pad-2", 6_000), ("x-pad-3", 6_000)],
+        ),
     ]
 }
 
@@ -185,9 +248,19 @@ impl Answer {
 /// Sends one HTTP/1.1 request on a new connection and reads the whole answer; the time taken
 /// includes connecting.
 pub async fn send(addr: SocketAddr, method: Method, path: &str) -> Result<Answer, String> {
+    send_with(addr, method, path, &[]).await
+}
+
+/// Like [`send`], with these header fields besides `host`.
+pub async fn send_with(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<Answer, String> {
     let started = Instant::now();
     let sender = connect(addr).await?;
-    let mut answer = request(sender, addr, method, path).await?;
+    let mut answer = request_with(sender, addr, method, path, headers).await?;
     answer.elapsed = started.elapsed();
     Ok(answer)
 }
@@ -206,16 +279,31 @@ pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, Stri
 
 /// Sends one request on an open connection and reads the whole answer.
 pub async fn request(
-    mut sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Empty<Bytes>>,
     addr: SocketAddr,
     method: Method,
     path: &str,
 ) -> Result<Answer, String> {
+    request_with(sender, addr, method, path, &[]).await
+}
+
+/// Like [`request`], with these header fields besides `host`.
+pub async fn request_with(
+    mut sender: SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<Answer, String> {
     let started = Instant::now();
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header("host", addr.to_string())
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("request: {e}"))?;
     let response = sender
@@ -285,7 +373,10 @@ pub async fn run(addr: SocketAddr, delay: Duration) -> String {
     let cases = table();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, case) in cases.iter().cloned().enumerate() {
-        tasks.spawn(async move { (i, send(addr, case.method.clone(), &case.path).await) });
+        tasks.spawn(async move {
+            let answer = send_with(addr, case.method.clone(), &case.path, &case.request_headers);
+            (i, answer.await)
+        });
     }
     let mut answers: Vec<_> = tasks.join_all().await;
     answers.sort_by_key(|(i, _)| *i);

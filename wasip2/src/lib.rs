@@ -3,11 +3,12 @@
 //!
 //! WASI 0.2 is the world every wasm HTTP host serves today: Spin 2.x to 4.x (and the SpinKube
 //! shim), Spin-based clouds, wasmCloud and `wasmtime serve`. Such a host makes an instance for
-//! each request. For each one, this component asks the core ([`hello_edge::respond`]) for the
-//! answer, waits the delay on a `wasi:clocks/monotonic-clock` pollable (the host parks the
-//! instance; no thread and no spinning), and sends the response. It makes no routing, escaping or
-//! status decision of its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin and
-//! on `wasmtime serve` alike.
+//! each request. For each one, this component asks the core
+//! ([`hello_edge::respond_as_configured`]) for the answer, waits the delay on a
+//! `wasi:clocks/monotonic-clock` pollable (the host parks the instance; no thread and no
+//! spinning), and sends the response. It makes no routing, escaping, limit or status decision of
+//! its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin and on `wasmtime serve`
+//! alike.
 //!
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the core),
 //! as in the WASI 0.3 component beside it (`spin/`).
@@ -21,8 +22,7 @@ use wstd::http::{Body, Error, Request, Response};
 /// Answers one request: the core decides, the host's clock waits.
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let config = config();
-    let reply = hello_edge::respond_as_configured(&config, request.method(), request.uri().path());
+    let reply = hello_edge::respond_as_configured(&config(), &request);
     if !reply.delay.is_zero() {
         wstd::task::sleep(reply.delay.into()).await;
     }
