@@ -92,6 +92,13 @@ struct ServeArgs {
     #[arg(long, env = "HELLO_EDGE_HEADER_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout_secs: u64,
+
+    /// The most connections served at once; past it, new clients wait in the listen backlog
+    /// (4,096) until a connection closes.
+    #[arg(long, env = "HELLO_EDGE_MAX_CONNECTIONS",
+          default_value_t = ServerConfig::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
 }
 
 fn main() -> ExitCode {
@@ -123,9 +130,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         app: hello_edge::Config::with_delay(args.delay_ms),
         grace: Duration::from_secs(args.shutdown_grace_secs),
         header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+        max_connections: args.max_connections,
     };
     // Each connection is a file descriptor: take as many as the hard limit allows.
     let open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
+    if let Some(limit) = open_files
+        && limit < args.max_connections as u64 + 64
+    {
+        tracing::warn!(
+            open_files = limit,
+            max_connections = args.max_connections,
+            "the open-file limit is below the connection cap: past it, accepting fails until \
+             connections close (the server waits and retries)"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = hello_edge_native::bind(args.listen)

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 /// How the server is run; the answers themselves are configured by [`hello_edge::Config`].
@@ -28,6 +28,16 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and how long an idle
     /// connection is kept open.
     pub header_read_timeout: Duration,
+    /// The most connections served at once; past it, new clients wait in the listen backlog
+    /// until a connection closes.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The default connection cap: 10,000 waiting connections hold about 130 MiB (the
+    /// benchmark measures about 12 KiB each), which fits the 256 MiB memory limit the Kubernetes
+    /// manifest (deploy/kubernetes) gives a pod, with room for the runtime.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 }
 
 impl Default for ServerConfig {
@@ -36,9 +46,25 @@ impl Default for ServerConfig {
             app: hello_edge::Config::default(),
             grace: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// The most a request head (request line and header fields) may take before the server refuses
+/// it itself, with hyper's 431, and closes, rather than hold it: on HTTP/1.1 hyper's read buffer,
+/// on HTTP/2 the header list size. Below this the core decides, with its own, smaller, limits
+/// ([`hello_edge::check_headers`]); it is above 200 KiB so that a head of that size still reaches
+/// the core and gets the same page as on a wasm host (whose hyper buffers up to about 400 KiB).
+pub const MAX_HEAD_BYTES: usize = 256 * 1024;
+
+/// HTTP/2 limits the server relies on against a client that opens and resets streams in a
+/// burst (rapid reset, CVE-2023-44487): at most 200 streams open at once per connection (hyper's
+/// default), and at most 20 streams reset by the client before the server has accepted them (h2's
+/// default); past that, h2 ends the connection with GOAWAY (`ENHANCE_YOUR_CALM`).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// See [`H2_MAX_CONCURRENT_STREAMS`].
+pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 
 /// How [`run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,16 +110,36 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // One slot per connection: taken before accepting, so at the cap the server stops accepting
+    // and new clients wait in the kernel's listen backlog, not in an error.
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let (mut cap_log, mut accept_log) = (Throttle::every_minute(), Throttle::every_minute());
 
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if cap_log.ready() {
+                    tracing::warn!(
+                        max_connections = config.max_connections,
+                        "connection cap reached: new clients wait in the listen backlog"
+                    );
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+                    Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                }
+            }
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let conn = serve_connection(stream, peer, Arc::clone(&builders), config, stop_rx.clone());
+                    let conn = serve_connection(stream, peer, Arc::clone(&builders), config, stop_rx.clone(), slot);
                     connections.spawn(conn);
                 }
-                Err(err) => accept_error(err).await,
+                Err(err) => accept_error(err, &mut accept_log).await,
             },
             // Reap finished connections so the set holds only live ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -135,9 +181,14 @@ impl Builders {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESET_STREAMS);
         Builders { http1, http2 }
     }
 }
@@ -149,6 +200,8 @@ async fn serve_connection(
     builders: Arc<Builders>,
     config: ServerConfig,
     mut stop: watch::Receiver<()>,
+    // Held while the connection lives: its slot under the connection cap.
+    _slot: OwnedSemaphorePermit,
 ) {
     // Small answers should leave at once, not wait for more to coalesce with.
     let _ = stream.set_nodelay(true);
@@ -180,7 +233,8 @@ async fn serve_connection(
         }
     };
     if let Err(err) = result {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
+        // hyper's Display of an error leaves out its cause (an h2 GOAWAY reason, an I/O error).
+        tracing::debug!(%peer, error = ?err, "connection ended with an error");
     }
 }
 
@@ -247,7 +301,7 @@ fn answer(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> {
-    let reply = hello_edge::respond(&config, request.method(), request.uri().path());
+    let reply = hello_edge::respond_to(&config, &request);
     let access = tracing::enabled!(target: ACCESS, tracing::Level::DEBUG).then(|| {
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         (method, path, request.version(), Instant::now())
@@ -272,16 +326,40 @@ fn answer(
     }
 }
 
-/// Keeps the server up through accept errors: a client that left early is nothing, running out
-/// of file descriptors passes once connections close.
-async fn accept_error(err: io::Error) {
+/// Keeps the server up through accept errors: a client that left early is nothing; running out
+/// of file descriptors passes once connections close, so wait a little and retry.
+async fn accept_error(err: io::Error, log: &mut Throttle) {
     match err.kind() {
         io::ErrorKind::ConnectionAborted
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionRefused => {}
         _ => {
-            tracing::error!(error = %err, "accept failed; retrying shortly");
+            if log.ready() {
+                tracing::error!(error = %err, "accept failed; retrying every 50 ms (logged once a minute)");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Lets a recurring condition be logged once a minute at most, not once per event.
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn every_minute() -> Throttle {
+        Throttle { last: None }
+    }
+
+    /// Whether to log now; if so, the next minute is quiet.
+    fn ready(&mut self) -> bool {
+        let ready = self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if ready {
+            self.last = Some(Instant::now());
+        }
+        ready
     }
 }
