@@ -374,18 +374,125 @@ def version(cmd: list[str]) -> str:
         return "?"
 
 
+SOAK_SERVERS = "native,p3-tuned,p2-tuned"
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, wasmtime: str,
+             python: str) -> dict:
+    """Runs one server under C connections at delay d for `minutes`, sampling its RSS and open
+    descriptors every 10 s; returns the samples and wrk's totals."""
+    port = free_port()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"soak-{server.name}.log", "w")
+    cmd = server.command(("127.0.0.1", port), delay_ms, wasmtime, python)
+    if server.name == "native":
+        cmd += ["--max-connections", str(connections * 2)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=server_env())
+    samples = []
+    try:
+        wait_until_serving(port, proc)
+        seconds = math.ceil(minutes * 60)
+        wrk_cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                   "-s", str(BENCH / "totals.lua"), f"http://127.0.0.1:{port}/hello/soak"]
+        load = subprocess.Popen(wrk_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        while load.poll() is None:
+            samples.append({"t": round(time.monotonic() - started), "rss": rss(proc.pid, "VmRSS"),
+                            "fds": fd_count(proc.pid)})
+            print(f"  {server.name:10} t={samples[-1]['t']:4d} s  RSS {samples[-1]['rss'] / 2**20:7.1f} MiB  "
+                  f"fds {samples[-1]['fds']:6d}", flush=True)
+            try:
+                load.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = load.communicate()
+        totals = next((json.loads(line[len("TOTALS "):]) for line in out.splitlines()
+                       if line.startswith("TOTALS ")), None)
+        if totals is None:
+            raise RuntimeError(f"wrk printed no figures:\n{out}\n{err}")
+        alive = proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    return {"server": server.name, "minutes": minutes, "connections": connections,
+            "delay_ms": delay_ms, "totals": totals, "samples": samples, "alive_at_end": alive}
+
+
+def soak_markdown(runs: list[dict], meta: dict) -> str:
+    labels = {s.name: s.label for s in SERVERS}
+    lines = [
+        "# hello-edge soak",
+        "",
+        f"Run {meta['date']} on {meta['machine']}; wrk {meta['wrk']} on the same machine; wasmtime "
+        f"{meta['wasmtime']}. Each server under C connections at delay d for the whole run; RSS and "
+        "open descriptors sampled every 10 s. Warm-up: the first minute. Errors: wrk's non-2xx, "
+        "connect, read, write and timeout counts over the whole run (the requests cut off when wrk "
+        "stops are not errors).",
+        "",
+        "| server | C, d, minutes | requests | req/s ÷ ideal | p50 | p99 | errors | RSS after warm-up: first, last, min–max | RSS moved | descriptors min–max |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for run in runs:
+        t = run["totals"]
+        ideal = run["connections"] / (run["delay_ms"] / 1000)
+        rps = t["requests"] / (t["duration_us"] / 1e6)
+        errors = {k: t[k + "_errors"] for k in ("status", "connect", "read", "write")}
+        errors["timeout"] = t["timeouts"]
+        bad = {k: v for k, v in errors.items() if v}
+        warm = [s for s in run["samples"] if s["t"] >= 60] or run["samples"]
+        r = [s["rss"] / 2**20 for s in warm]
+        fds = [s["fds"] for s in run["samples"]]
+        moved = (r[-1] - r[0]) / r[0] * 100 if r and r[0] else 0
+        lines.append(
+            f"| {labels[run['server']]} | {run['connections']:,}, {run['delay_ms']} ms, {run['minutes']:g} | "
+            f"{t['requests']:,} | {rps / ideal:.3f} | {t['p50_us'] / 1000:.1f} ms | {t['p99_us'] / 1000:.1f} ms | "
+            f"{sum(bad.values())}{' (' + ', '.join(f'{k} {v}' for k, v in bad.items()) + ')' if bad else ''} | "
+            f"{r[0]:.1f}, {r[-1]:.1f}, {min(r):.1f}–{max(r):.1f} MiB | {moved:+.1f} % | {min(fds)}–{max(fds)} |")
+    return "\n".join(lines) + "\n"
+
+
+def soak(args: argparse.Namespace, meta: dict) -> int:
+    wanted = (args.servers if args.servers != "all" else SOAK_SERVERS).split(",")
+    servers = [s for s in SERVERS if s.name in wanted]
+    print(f"hello-edge soak, {meta['date']}: {', '.join(s.name for s in servers)}, "
+          f"{args.minutes:g} minutes each", flush=True)
+    runs = [soak_one(s, args.minutes, 1_000, 500, args.wasmtime, sys.executable) for s in servers]
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = soak_markdown(runs, meta)
+    (args.out / "soak.md").write_text(table)
+    (args.out / "soak.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
+    print()
+    print(table)
+    print(f"written: {args.out / 'soak.md'}, {args.out / 'soak.json'}")
+    return 0 if all(r["alive_at_end"] for r in runs) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     parser.add_argument("--wasmtime", default="wasmtime")
-    parser.add_argument("--servers", default=",".join(s.name for s in SERVERS),
-                        help="comma-separated: " + ", ".join(s.name for s in SERVERS))
+    parser.add_argument("--servers", default="all",
+                        help="comma-separated: " + ", ".join(s.name for s in SERVERS)
+                        + f"; all by default ({SOAK_SERVERS} with --soak)")
     parser.add_argument("--scenarios", default="all", help="all, delayed or zero")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--soak", action="store_true",
+                        help="instead: C=1,000 at 500 ms for --minutes per server (bench/soak)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak length per server")
     args = parser.parse_args()
 
-    wanted = args.servers.split(",")
+    wanted = [s.name for s in SERVERS] if args.servers == "all" else args.servers.split(",")
     servers = [s for s in SERVERS if s.name in wanted]
     scenarios = {"all": SCENARIOS, "delayed": [s for s in SCENARIOS if s.delay_ms],
                  "zero": [s for s in SCENARIOS if not s.delay_ms]}[args.scenarios]
@@ -403,6 +510,8 @@ def main() -> int:
         "warmup": args.warmup,
         "window": args.window,
     }
+    if args.soak:
+        return soak(args, meta)
     print(f"hello-edge benchmark, {meta['date']}, {meta['machine']}", flush=True)
     results: list[Result] = []
     for server in servers:
