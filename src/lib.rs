@@ -40,7 +40,7 @@ pub use error::RequestError;
 pub use head::{
     HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, check_headers,
 };
-pub use route::{MAX_NAME_CHARS, Route, decode_name};
+pub use route::{HEALTH_PATH, MAX_NAME_CHARS, Route, decode_name};
 
 use std::time::Duration;
 
@@ -125,30 +125,45 @@ pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Req
 /// answers at once with the error status the [`RequestError`] names.
 pub fn respond(config: &Config, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
     match check_headers(headers).and_then(|()| page(method, path)) {
-        Ok(body) => Reply {
+        Ok(Page { body, waits }) => Reply {
             response: html_response(StatusCode::OK, body, method),
-            delay: config.delay.as_duration(),
+            delay: if waits {
+                config.delay.as_duration()
+            } else {
+                Duration::ZERO
+            },
         },
         Err(err) => Reply::error(&err, method),
     }
 }
 
-/// The body of a successful answer, or why there is none.
-fn page(method: &Method, path: &str) -> Result<Bytes, RequestError> {
+/// A successful answer's body, and whether it waits the configured delay.
+struct Page {
+    body: Bytes,
+    waits: bool,
+}
+
+/// The page of a successful answer, or why there is none.
+fn page(method: &Method, path: &str) -> Result<Page, RequestError> {
     let route = Route::from_path(path)?;
     if method != Method::GET && method != Method::HEAD {
         return Err(RequestError::MethodNotAllowed);
     }
+    let waiting = |body| Page { body, waits: true };
     match route {
-        Route::Index => Ok(Bytes::from_static(b"<h1>Index</h1>")),
+        Route::Index => Ok(waiting(Bytes::from_static(b"<h1>Index</h1>"))),
         Route::Hello(raw) => {
             let name = decode_name(raw)?;
             let mut page = String::with_capacity(name.len() + 20);
             page.push_str("<h1>hello, ");
             html_escape::encode_quoted_attribute_to_string(&name, &mut page);
             page.push_str("!</h1>");
-            Ok(Bytes::from(page))
+            Ok(waiting(Bytes::from(page)))
         }
+        Route::Health => Ok(Page {
+            body: Bytes::from_static(b"<h1>ok</h1>"),
+            waits: false,
+        }),
     }
 }
 
@@ -211,6 +226,17 @@ mod tests {
         assert_eq!(body(&reply), "<h1>hello, world!</h1>");
         assert_eq!(header(&reply, "content-type"), TEXT_HTML);
         assert_eq!(reply.delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_health_check_answers_at_once() {
+        let reply = get("/healthz");
+        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(body(&reply), "<h1>ok</h1>");
+        assert_eq!(reply.delay, Duration::ZERO);
+        assert_eq!(call(&Method::HEAD, "/healthz").delay, Duration::ZERO);
+        let reply = call(&Method::POST, "/healthz");
+        assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]

@@ -14,7 +14,13 @@ pub enum Route<'a> {
     Index,
     /// `/hello/{name}`, with the name still percent-encoded as it came.
     Hello(&'a str),
+    /// `/healthz`: the health check, answered at once whatever the delay, so a probe (a
+    /// Kubernetes liveness or readiness probe, a load balancer's check) never waits on it.
+    Health,
 }
+
+/// The path of the health check.
+pub const HEALTH_PATH: &str = "/healthz";
 
 impl<'a> Route<'a> {
     /// Matches a request path (without its query) to a route.
@@ -25,6 +31,9 @@ impl<'a> Route<'a> {
     pub fn from_path(path: &'a str) -> Result<Route<'a>, RequestError> {
         if path == "/" {
             return Ok(Route::Index);
+        }
+        if path == HEALTH_PATH {
+            return Ok(Route::Health);
         }
         match path.strip_prefix("/hello/") {
             Some(name) if !name.is_empty() && !name.contains('/') => Ok(Route::Hello(name)),
@@ -66,13 +75,14 @@ mod tests {
     fn hello(path: &str) -> Result<String, RequestError> {
         match Route::from_path(path)? {
             Route::Hello(raw) => decode_name(raw),
-            Route::Index => panic!("{path} is not a hello path"),
+            Route::Index | Route::Health => panic!("{path} is not a hello path"),
         }
     }
 
     #[test]
     fn matches_the_two_routes() {
         assert_eq!(Route::from_path("/"), Ok(Route::Index));
+        assert_eq!(Route::from_path("/healthz"), Ok(Route::Health));
         assert_eq!(Route::from_path("/hello/world"), Ok(Route::Hello("world")));
         assert_eq!(Route::from_path("/hello/a%2Fb"), Ok(Route::Hello("a%2Fb")));
     }
@@ -83,6 +93,8 @@ mod tests {
             "",
             "//",
             "/index.html",
+            "/healthz/",
+            "/health",
             "/hello",
             "/hello/",
             "/hello/a/b",

@@ -44,6 +44,7 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => name().prop_map(|name| format!("/hello/{name}")),
         1 => Just("/".to_owned()),
+        1 => Just("/healthz".to_owned()),
         1 => any::<String>(),
         1 => "/[a-z/]{0,20}",
     ]

@@ -104,6 +104,23 @@ pub fn table() -> Vec<Case> {
             &format!("/hello/{}", "a".repeat(100)),
             &format!("<h1>hello, {}!</h1>", "a".repeat(100)),
         ),
+        // The health check answers at once, whatever the delay.
+        case(
+            get(),
+            "/healthz",
+            200,
+            Exact("<h1>ok</h1>".to_owned()),
+            false,
+        ),
+        with(
+            case(Method::HEAD, "/healthz", 200, Empty, false),
+            ("content-length", "11"),
+        ),
+        with(
+            case(Method::POST, "/healthz", 405, Contains("405"), false),
+            ("allow", "GET, HEAD"),
+        ),
+        case(get(), "/healthz/", 404, Contains("404 Not Found"), false),
         // HEAD: the GET status and headers, no body.
         with(
             case(Method::HEAD, "/", 200, Empty, true),

@@ -66,7 +66,13 @@ pub fn check(
         return Ok(());
     }
 
-    if reply.delay != config.delay.as_duration() {
+    // Every page waits the delay, but the health check, which answers at once.
+    let delay = if path == "/healthz" {
+        std::time::Duration::ZERO
+    } else {
+        config.delay.as_duration()
+    };
+    if reply.delay != delay {
         return Err(format!("a 200 waits {:?}: {}", reply.delay, context()));
     }
     if *method != Method::GET && *method != Method::HEAD {
@@ -99,12 +105,16 @@ pub fn check(
     Ok(())
 }
 
-/// The page a 200 answer to a GET of `path` must be, if there is one: the index, or the greeting
+/// The page a 200 answer to a GET of `path` must be, if there is one: the index, the health
+/// check, or the greeting
 /// for the decoded name (one path segment, UTF-8, no control character, at most 100
 /// characters), escaped.
 pub fn expected_page(path: &str) -> Option<String> {
     if path == "/" {
         return Some("<h1>Index</h1>".to_owned());
+    }
+    if path == "/healthz" {
+        return Some("<h1>ok</h1>".to_owned());
     }
     let raw = path.strip_prefix("/hello/")?;
     if raw.is_empty() || raw.contains('/') {
