@@ -1,0 +1,389 @@
+//! The deploy manifests (`deploy/`), tested like code and offline: the Kubernetes objects against
+//! the Kubernetes schemas (`kubernetes-validate`, strict), the custom resources (SpinApp,
+//! WorkloadDeployment) against the facts their CRDs state, and every one against what the
+//! server and the images really are: ports, probes, grace periods, image names.
+
+mod oci;
+
+use std::path::Path;
+use std::process::Command;
+
+use oci::Image;
+use serde_json::Value;
+
+/// The Kubernetes versions the manifests are validated against: the first with the `sleep`
+/// preStop action on by default (1.30), and the newest the validator bundles.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// Every Kubernetes object (all but the custom resources) passes strict schema validation, so a
+/// misspelt or misplaced field fails here rather than at `kubectl apply`.
+#[test]
+fn kubernetes_objects_pass_the_schemas() {
+    let files = [
+        "deploy/kubernetes/hello-edge.yaml",
+        "deploy/spinkube/deployment.yaml",
+    ];
+    for version in KUBERNETES_VERSIONS {
+        for file in files {
+            validate(file, version);
+        }
+        // The SpinApp file also holds its HorizontalPodAutoscaler: validate that one alone.
+        let hpa =
+            Manifest::read("deploy/spinkube/spinapp.yaml").only_kind("HorizontalPodAutoscaler");
+        let path = std::env::temp_dir().join(format!("hello-edge-spinapp-hpa-{version}.yaml"));
+        std::fs::write(&path, serde_json::to_string(&hpa).unwrap()).unwrap();
+        validate(path.to_str().unwrap(), version);
+    }
+}
+
+/// The validator is strict enough to matter: the preStop `sleep` action is refused by the schema
+/// of Kubernetes 1.28, which did not have it on.
+#[test]
+fn the_validator_refuses_what_a_cluster_would() {
+    let out = kubernetes_validate(&["--strict", "--quiet", "-k", "1.28.0"])
+        .arg(oci::root().join("deploy/kubernetes/hello-edge.yaml"))
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(!out.status.success(), "1.28 accepted the sleep action");
+}
+
+/// The native server's pod runs as non-root on a read-only root filesystem, with requests and
+/// limits, probes on the route that answers at once, and a grace period that covers the preStop
+/// pause and the server's own drain; the Service, the autoscaler and the disruption budget point
+/// at it.
+#[test]
+fn the_kubernetes_deployment_is_safe_and_drains() {
+    let manifest = Manifest::read("deploy/kubernetes/hello-edge.yaml");
+    let deployment = manifest.kind("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                container["resources"][kind][resource].is_string(),
+                "{kind}.{resource}"
+            );
+        }
+    }
+
+    // The server listens where the container port and the probes say.
+    let env = env_of(container);
+    assert_eq!(env("HELLO_EDGE_LISTEN").as_deref(), Some("0.0.0.0:8000"));
+    assert_eq!(container["ports"][0]["containerPort"], 8000);
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["path"], hello_edge::HEALTH_PATH);
+        assert_eq!(container[probe]["httpGet"]["port"], "http");
+    }
+    assert_eq!(container["ports"][0]["name"], "http");
+
+    // SIGTERM comes after the preStop pause; the server then drains for its grace period; both
+    // must end before Kubernetes kills the pod.
+    let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    let drain: u64 = env("HELLO_EDGE_SHUTDOWN_GRACE_SECS")
+        .expect("the grace period is set")
+        .parse()
+        .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > pause + drain,
+        "terminationGracePeriodSeconds {grace} <= preStop {pause} + drain {drain}"
+    );
+    let cap: usize = env("HELLO_EDGE_MAX_CONNECTIONS").unwrap().parse().unwrap();
+    assert_eq!(
+        cap,
+        hello_edge_native::ServerConfig::DEFAULT_MAX_CONNECTIONS
+    );
+
+    let labels = &pod_labels(deployment);
+    let service = manifest.kind("Service");
+    assert_eq!(&service["spec"]["selector"], labels);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    let budget = manifest.kind("PodDisruptionBudget");
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    let hpa = manifest.kind("HorizontalPodAutoscaler");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+    assert!(
+        deployment["spec"]["replicas"].is_null(),
+        "the autoscaler owns the count"
+    );
+}
+
+/// The SpinApp fits the spin-operator's CRD and webhook (facts listed below), runs on the Spin
+/// shim, probes the route that answers at once, and its autoscaler targets the Deployment the
+/// operator creates.
+#[test]
+fn the_spinapp_fits_the_spin_operator() {
+    // spin-operator, config/crd/bases/core.spinkube.dev_spinapps.yaml: `spec.required` is
+    // [executor, image]; the SpinAppSpec fields (api/v1alpha1/spinapp_types.go) are these; a
+    // health check's httpGet requires `path`. internal/webhook/spinapp_validating.go: replicas
+    // may not be set with enableAutoscaling, and must be > 0 otherwise.
+    const REQUIRED: [&str; 2] = ["executor", "image"];
+    const SPEC_FIELDS: [&str; 18] = [
+        "executor",
+        "image",
+        "imagePullSecrets",
+        "checks",
+        "replicas",
+        "enableAutoscaling",
+        "runtimeConfig",
+        "volumes",
+        "volumeMounts",
+        "variables",
+        "serviceAnnotations",
+        "deploymentAnnotations",
+        "podAnnotations",
+        "podLabels",
+        "resources",
+        "components",
+        "serviceAccountName",
+        "invocationLimits",
+    ];
+    const PROBE_FIELDS: [&str; 6] = [
+        "httpGet",
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+    ];
+
+    let manifest = Manifest::read("deploy/spinkube/spinapp.yaml");
+    let app = manifest.kind("SpinApp");
+    assert_eq!(app["apiVersion"], "core.spinkube.dev/v1alpha1");
+    let spec = app["spec"].as_object().expect("spec");
+    for field in REQUIRED {
+        assert!(spec.contains_key(field), "spec.{field} is required");
+    }
+    for field in spec.keys() {
+        assert!(
+            SPEC_FIELDS.contains(&field.as_str()),
+            "spec.{field} is not a SpinApp field"
+        );
+    }
+    assert_eq!(app["spec"]["executor"], "containerd-shim-spin");
+    if app["spec"]["enableAutoscaling"] == true {
+        assert!(
+            app["spec"]["replicas"].is_null(),
+            "replicas with autoscaling"
+        );
+    } else {
+        assert!(app["spec"]["replicas"].as_u64().unwrap_or(1) > 0);
+    }
+    for check in ["readiness", "liveness"] {
+        let probe = app["spec"]["checks"][check].as_object().expect(check);
+        for field in probe.keys() {
+            assert!(
+                PROBE_FIELDS.contains(&field.as_str()),
+                "checks.{check}.{field}"
+            );
+        }
+        assert_eq!(probe["httpGet"]["path"], hello_edge::HEALTH_PATH);
+    }
+
+    let hpa = manifest.kind("HorizontalPodAutoscaler");
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        app["metadata"]["name"]
+    );
+}
+
+/// The shim Deployment (no operator) runs on the shim's RuntimeClass with the command the
+/// operator gives it, and pauses before SIGTERM longer than a request waits, since the shim drops
+/// requests in flight.
+#[test]
+fn the_shim_deployment_drains_before_sigterm() {
+    let manifest = Manifest::read("deploy/spinkube/deployment.yaml");
+    let deployment = manifest.kind("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["runtimeClassName"], "wasmtime-spin-v2");
+    assert_eq!(container["command"], serde_json::json!(["/"]));
+    assert_eq!(container["ports"][0]["containerPort"], 80);
+    let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    let delay_ms: u64 = spin_toml_delay_ms();
+    assert!(
+        pause * 1000 >= delay_ms + 5000,
+        "preStop {pause} s for a {delay_ms} ms delay"
+    );
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > pause);
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["path"], hello_edge::HEALTH_PATH);
+    }
+    assert_eq!(
+        &manifest.kind("Service")["spec"]["selector"],
+        &pod_labels(deployment)
+    );
+}
+
+/// The wasmCloud WorkloadDeployment fits the runtime-operator's CRD (facts below) and gives the
+/// component its delay through its environment.
+#[test]
+fn the_wasmcloud_workload_fits_its_crd() {
+    // wasmCloud, charts/runtime-operator/crds/runtime.wasmcloud.dev_workloaddeployments.yaml: a
+    // component requires [image, name]; a host interface requires [interfaces, namespace,
+    // package], with at least one interface.
+    let manifest = Manifest::read("deploy/wasmcloud/workload.yaml");
+    let workload = manifest.kind("WorkloadDeployment");
+    assert_eq!(workload["apiVersion"], "runtime.wasmcloud.dev/v1alpha1");
+    let spec = &workload["spec"]["template"]["spec"];
+    let component = &spec["components"][0];
+    for field in ["image", "name"] {
+        assert!(component[field].is_string(), "components[0].{field}");
+    }
+    let http = &spec["hostInterfaces"][0];
+    for field in ["namespace", "package"] {
+        assert!(http[field].is_string(), "hostInterfaces[0].{field}");
+    }
+    assert_eq!(http["namespace"], "wasi");
+    assert_eq!(http["package"], "http");
+    assert_eq!(http["interfaces"], serde_json::json!(["incoming-handler"]));
+    let delay = &component["localResources"]["environment"]["config"]["HELLO_EDGE_DELAY_MS"];
+    hello_edge::Delay::from_millis_str(delay.as_str().unwrap()).expect("a valid delay");
+}
+
+/// Every image a manifest names is one the deploy test (`tests/deploy.rs`) pushes: the same
+/// repository and the workspace's version as the tag, under the REGISTRY placeholder.
+#[test]
+fn manifests_name_the_images_the_push_test_produces() {
+    let expect = |file: &str, kind: &str, image: &Value, which: Image| {
+        let want = which.reference("REGISTRY");
+        assert_eq!(image.as_str(), Some(want.as_str()), "{file} {kind}");
+    };
+    let file = "deploy/kubernetes/hello-edge.yaml";
+    let native = Manifest::read(file);
+    let image = &native.kind("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"];
+    expect(file, "Deployment", image, Image::Native);
+
+    let file = "deploy/spinkube/spinapp.yaml";
+    let spinapp = Manifest::read(file);
+    let image = &spinapp.kind("SpinApp")["spec"]["image"];
+    expect(file, "SpinApp", image, Image::Spin);
+
+    let file = "deploy/spinkube/deployment.yaml";
+    let shim = Manifest::read(file);
+    let image = &shim.kind("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"];
+    expect(file, "Deployment", image, Image::Spin);
+
+    let file = "deploy/wasmcloud/workload.yaml";
+    let wasmcloud = Manifest::read(file);
+    let image =
+        &wasmcloud.kind("WorkloadDeployment")["spec"]["template"]["spec"]["components"][0]["image"];
+    expect(file, "WorkloadDeployment", image, Image::Component);
+}
+
+/// The delay spin.toml bakes into the shim image.
+fn spin_toml_delay_ms() -> u64 {
+    let text = std::fs::read_to_string(oci::root().join("spin.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    let delay = manifest["component"]["hello-edge"]["environment"]["HELLO_EDGE_DELAY_MS"]
+        .as_str()
+        .unwrap();
+    hello_edge::Delay::from_millis_str(delay)
+        .unwrap()
+        .as_duration()
+        .as_millis() as u64
+}
+
+fn pod_labels(deployment: &Value) -> Value {
+    let labels = deployment["spec"]["template"]["metadata"]["labels"].clone();
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], labels);
+    labels
+}
+
+/// A lookup of a container's environment variables.
+fn env_of(container: &Value) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| {
+        container["env"]
+            .as_array()?
+            .iter()
+            .find(|var| var["name"] == name)
+            .and_then(|var| var["value"].as_str().map(str::to_owned))
+    }
+}
+
+fn validate(file: &str, version: &str) {
+    let path = if Path::new(file).is_absolute() {
+        Path::new(file).to_path_buf()
+    } else {
+        oci::root().join(file)
+    };
+    let out = kubernetes_validate(&["--strict", "-k", version])
+        .arg(&path)
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(
+        out.status.success(),
+        "{file} fails Kubernetes {version}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `kubernetes-validate` (PyPI, with the Kubernetes schemas bundled), pinned in
+/// deploy/requirements.txt; a missing validator fails the test, saying how to install it.
+fn kubernetes_validate(args: &[&str]) -> Command {
+    let found = Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "kubernetes-validate is missing: `pip install -r deploy/requirements.txt`"
+    );
+    let mut command = Command::new("kubernetes-validate");
+    command.args(args);
+    command
+}
+
+/// The objects of a multi-document YAML file, as JSON values.
+struct Manifest {
+    file: &'static str,
+    objects: Vec<Value>,
+}
+
+impl Manifest {
+    fn read(file: &'static str) -> Manifest {
+        let text = std::fs::read_to_string(oci::root().join(file))
+            .unwrap_or_else(|err| panic!("read {file}: {err}"));
+        let objects = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| {
+                <Value as serde::Deserialize>::deserialize(doc)
+                    .unwrap_or_else(|err| panic!("{file} is not YAML: {err}"))
+            })
+            .filter(|object| !object.is_null())
+            .collect();
+        Manifest { file, objects }
+    }
+
+    /// The one object of this kind.
+    fn kind(&self, kind: &str) -> &Value {
+        let mut found = self.objects.iter().filter(|object| object["kind"] == kind);
+        let object = found
+            .next()
+            .unwrap_or_else(|| panic!("{} has no {kind}", self.file));
+        assert!(found.next().is_none(), "{} has two of {kind}", self.file);
+        object
+    }
+
+    /// The one object of this kind, alone.
+    fn only_kind(&self, kind: &str) -> Value {
+        self.kind(kind).clone()
+    }
+}

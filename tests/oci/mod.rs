@@ -1,0 +1,227 @@
+//! What the deploy path ships, and the real tools that ship it: the three images and their
+//! names, a CNCF distribution registry on loopback, and the daemonless image tools (buildah,
+//! skopeo, umoci) and `wkg`. A missing tool fails the test with how to install it.
+
+#![allow(dead_code)] // Each test binary uses the part it needs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An image the project ships, by repository; every manifest and the push test use these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// The native server, static, FROM scratch (deploy/kubernetes/Containerfile).
+    Native,
+    /// The WASI 0.2 component with spin.toml, for the Spin shim (deploy/spinkube/Containerfile).
+    Spin,
+    /// The WASI 0.2 component as a wasm OCI artifact (`wkg oci push`), for wasmCloud and the shim.
+    Component,
+}
+
+impl Image {
+    pub fn repository(self) -> &'static str {
+        match self {
+            Image::Native => "hello-edge",
+            Image::Spin => "hello-edge-spin",
+            Image::Component => "hello-edge-component",
+        }
+    }
+
+    /// `registry/repository:version`, the tag being the workspace's version.
+    pub fn reference(self, registry: &str) -> String {
+        format!("{registry}/{}:{}", self.repository(), version())
+    }
+}
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace's version, which tags every image.
+pub fn version() -> String {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let cargo: toml::Table = text.parse().unwrap();
+    cargo["workspace"]["package"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A CNCF distribution registry (Debian's `docker-registry`) on a free loopback port, storing in
+/// a temporary directory; stopped and removed on drop.
+pub struct Registry {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Registry {
+    pub fn start(dir: &Path) -> Registry {
+        let addr = free_port();
+        std::fs::create_dir_all(dir.join("storage")).unwrap();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {addr}\n  secret: hello-edge-test\n",
+                dir.join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = tool("docker-registry", "apt-get install docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry {
+            addr,
+            child,
+            dir: dir.to_owned(),
+        };
+        let started = Instant::now();
+        while registry.get("/v2/").is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the registry did not answer on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:PORT`, the host part of every reference pushed here.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The digest the registry holds for `repository:tag`, from the distribution API.
+    pub fn digest(&self, image: Image) -> String {
+        let path = format!("/v2/{}/manifests/{}", image.repository(), version());
+        let head = self
+            .request("HEAD", &path, ACCEPT_MANIFESTS)
+            .expect("HEAD manifest");
+        let digest = header(&head, "docker-content-digest")
+            .unwrap_or_else(|| panic!("no digest for {path}: {head}"));
+        assert!(digest.starts_with("sha256:"), "{digest}");
+        digest
+    }
+
+    /// The manifest the registry holds for `repository@digest`, as JSON.
+    pub fn manifest(&self, image: Image, digest: &str) -> serde_json::Value {
+        let path = format!("/v2/{}/manifests/{digest}", image.repository());
+        let answer = self
+            .request("GET", &path, ACCEPT_MANIFESTS)
+            .expect("GET manifest");
+        let body = answer.split_once("\r\n\r\n").expect("a body").1;
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
+    }
+
+    fn get(&self, path: &str) -> std::io::Result<String> {
+        self.request("GET", path, "*/*")
+    }
+
+    /// One HTTP/1.0 request to the registry; the whole answer, head and body.
+    fn request(&self, method: &str, path: &str, accept: &str) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\n\r\n",
+            self.addr
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+            return Err(std::io::Error::other(answer));
+        }
+        Ok(answer)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(self.dir.join("storage"));
+    }
+}
+
+const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+                                application/vnd.docker.distribution.manifest.v2+json";
+
+fn header(answer: &str, name: &str) -> Option<String> {
+    answer.split("\r\n\r\n").next()?.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A command for a tool the deploy path needs; fails, saying how to get it, if it is missing.
+pub fn tool(name: &str, install: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "{name} is missing: `{install}` (`.ci/run` installs it)"
+    );
+    Command::new(name)
+}
+
+/// Runs a command to success and returns its stdout; on failure, panics with its output.
+pub fn run(command: &mut Command) -> String {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed with {}:\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// buildah with its own storage under `dir` (vfs: no overlay mounts needed), so a test touches
+/// nothing of the machine's.
+pub fn buildah(dir: &Path) -> Command {
+    let mut command = tool("buildah", "apt-get install buildah");
+    command
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args(["--storage-driver", "vfs"]);
+    command
+}
+
+pub fn skopeo() -> Command {
+    tool("skopeo", "apt-get install skopeo")
+}
+
+pub fn umoci() -> Command {
+    tool("umoci", "apt-get install umoci")
+}
+
+/// The pinned `wkg` (Cargo.toml `[workspace.metadata.tools]`).
+pub fn wkg() -> Command {
+    tool("wkg", "bash .ci/install-tool wkg")
+}
