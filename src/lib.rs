@@ -25,8 +25,8 @@
 //!
 //! let request = http::Request::get("/hello/%E5%BC%A0%E4%B8%89").body(()).unwrap();
 //! let reply = respond_to(&Config::default(), &request);
-//! assert_eq!(reply.response.status(), 200);
-//! assert_eq!(reply.response.body().as_ref(), "<h1>hello, 张三!</h1>".as_bytes());
+//! assert_eq!(reply.response().status(), 200);
+//! assert_eq!(reply.response().body().as_ref(), "<h1>hello, 张三!</h1>".as_bytes());
 //! assert_eq!(reply.delay, Duration::from_millis(500)); // the host sleeps this, then sends
 //! ```
 
@@ -59,13 +59,21 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD";
 /// images), so a browser may load nothing for them, whatever a name holds.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'";
 
-/// An answer decided by the core: the response to send, and how long to wait before sending it.
-#[derive(Debug)]
+/// An answer decided by the core: the status and page to send, and how long to wait first.
+///
+/// It is compact on purpose: a host holds one for every request that waits, thousands at once,
+/// so it keeps the decision (a status, a page, two flags) and builds the [`Response`], headers
+/// and all, only when it sends it ([`Reply::into_response`]).
+#[derive(Debug, Clone)]
 pub struct Reply {
-    /// The response, body included (empty for `HEAD`).
-    pub response: Response<Bytes>,
     /// How long the host waits before sending the response; zero for errors.
     pub delay: Duration,
+    status: StatusCode,
+    /// The page, also for `HEAD`, whose answer keeps its length but not its body.
+    page: Bytes,
+    head: bool,
+    /// Whether the answer lists the allowed methods (405).
+    allow: bool,
 }
 
 impl Reply {
@@ -83,17 +91,46 @@ impl Reply {
         page.push_str("</h1>\n<p>");
         html_escape::encode_quoted_attribute_to_string(err.to_string(), &mut page);
         page.push_str(".</p>\n");
-
-        let mut response = html_response(status, Bytes::from(page), method);
-        if matches!(err, RequestError::MethodNotAllowed) {
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
-        }
         Reply {
-            response,
             delay: Duration::ZERO,
+            status,
+            page: Bytes::from(page),
+            head: method == Method::HEAD,
+            allow: matches!(err, RequestError::MethodNotAllowed),
         }
+    }
+
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response to send once the delay has passed: the status, the headers every answer
+    /// carries, and the page (no body for `HEAD`, which keeps the page's `content-length`, as
+    /// RFC 9110 §9.3.2 allows).
+    pub fn into_response(self) -> Response<Bytes> {
+        let length = self.page.len();
+        let body = if self.head { Bytes::new() } else { self.page };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.reserve(5);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_HTML));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
+        );
+        if self.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+        }
+        response
+    }
+
+    /// The response [`Reply::into_response`] will send, for a look before sending.
+    pub fn response(&self) -> Response<Bytes> {
+        self.clone().into_response()
     }
 }
 
@@ -126,12 +163,15 @@ pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Req
 pub fn respond(config: &Config, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
     match check_headers(headers).and_then(|()| page(method, path)) {
         Ok(Page { body, waits }) => Reply {
-            response: html_response(StatusCode::OK, body, method),
             delay: if waits {
                 config.delay.as_duration()
             } else {
                 Duration::ZERO
             },
+            status: StatusCode::OK,
+            page: body,
+            head: method == Method::HEAD,
+            allow: false,
         },
         Err(err) => Reply::error(&err, method),
     }
@@ -167,28 +207,6 @@ fn page(method: &Method, path: &str) -> Result<Page, RequestError> {
     }
 }
 
-/// An HTML response with its length; for `HEAD`, the same headers and no body.
-fn html_response(status: StatusCode, body: Bytes, method: &Method) -> Response<Bytes> {
-    // A HEAD answer keeps the length of the GET answer, as RFC 9110 §9.3.2 allows.
-    let length = body.len();
-    let body = if method == Method::HEAD {
-        Bytes::new()
-    } else {
-        body
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_HTML));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,18 +219,21 @@ mod tests {
         respond(&Config::default(), method, path, &HeaderMap::new())
     }
 
-    fn body(reply: &Reply) -> &str {
-        std::str::from_utf8(reply.response.body()).unwrap()
+    fn body(reply: &Reply) -> String {
+        String::from_utf8(reply.response().into_body().to_vec()).unwrap()
     }
 
-    fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
-        reply.response.headers()[name].to_str().unwrap()
+    fn header(reply: &Reply, name: &str) -> String {
+        reply.response().headers()[name]
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
     fn index_answers_after_the_delay() {
         let reply = get("/");
-        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(reply.response().status(), StatusCode::OK);
         assert_eq!(body(&reply), "<h1>Index</h1>");
         assert_eq!(header(&reply, "content-type"), "text/html; charset=utf-8");
         assert_eq!(header(&reply, "content-length"), "14");
@@ -222,7 +243,7 @@ mod tests {
     #[test]
     fn hello_greets_the_name() {
         let reply = get("/hello/world");
-        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(reply.response().status(), StatusCode::OK);
         assert_eq!(body(&reply), "<h1>hello, world!</h1>");
         assert_eq!(header(&reply, "content-type"), TEXT_HTML);
         assert_eq!(reply.delay, Duration::from_millis(500));
@@ -231,12 +252,12 @@ mod tests {
     #[test]
     fn the_health_check_answers_at_once() {
         let reply = get("/healthz");
-        assert_eq!(reply.response.status(), StatusCode::OK);
+        assert_eq!(reply.response().status(), StatusCode::OK);
         assert_eq!(body(&reply), "<h1>ok</h1>");
         assert_eq!(reply.delay, Duration::ZERO);
         assert_eq!(call(&Method::HEAD, "/healthz").delay, Duration::ZERO);
         let reply = call(&Method::POST, "/healthz");
-        assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(reply.response().status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]
@@ -277,10 +298,14 @@ mod tests {
         for path in ["/", "/hello/world", "/nope"] {
             let get = get(path);
             let head = call(&Method::HEAD, path);
-            assert_eq!(head.response.status(), get.response.status(), "{path}");
-            assert_eq!(head.response.headers(), get.response.headers(), "{path}");
+            assert_eq!(head.response().status(), get.response().status(), "{path}");
+            assert_eq!(
+                head.response().headers(),
+                get.response().headers(),
+                "{path}"
+            );
             assert_eq!(head.delay, get.delay, "{path}");
-            assert!(head.response.body().is_empty(), "{path}");
+            assert!(head.response().body().is_empty(), "{path}");
         }
     }
 
@@ -295,7 +320,7 @@ mod tests {
         ] {
             for path in ["/", "/hello/world", "/hello/%ZZ"] {
                 let reply = call(&method, path);
-                assert_eq!(reply.response.status(), StatusCode::METHOD_NOT_ALLOWED);
+                assert_eq!(reply.response().status(), StatusCode::METHOD_NOT_ALLOWED);
                 assert_eq!(header(&reply, "allow"), "GET, HEAD");
                 assert_eq!(reply.delay, Duration::ZERO);
             }
@@ -306,10 +331,10 @@ mod tests {
     fn unknown_paths_are_not_found_whatever_the_method() {
         for method in [Method::GET, Method::POST] {
             let reply = call(&method, "/hello/");
-            assert_eq!(reply.response.status(), StatusCode::NOT_FOUND);
+            assert_eq!(reply.response().status(), StatusCode::NOT_FOUND);
             assert_eq!(header(&reply, "content-type"), TEXT_HTML);
             assert!(body(&reply).starts_with("<h1>404 Not Found</h1>"));
-            assert!(!reply.response.headers().contains_key("allow"));
+            assert!(!reply.response().headers().contains_key("allow"));
             assert_eq!(reply.delay, Duration::ZERO);
         }
     }
@@ -323,12 +348,12 @@ mod tests {
         ];
         for (path, status, says) in cases {
             let reply = get(path);
-            assert_eq!(reply.response.status().as_u16(), status, "{path}");
+            assert_eq!(reply.response().status().as_u16(), status, "{path}");
             assert!(body(&reply).contains(says), "{path}: {}", body(&reply));
             assert_eq!(reply.delay, Duration::ZERO);
         }
         let reply = get(&format!("/hello/{}", "a".repeat(101)));
-        assert_eq!(reply.response.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(reply.response().status(), StatusCode::URI_TOO_LONG);
         assert!(body(&reply).contains("longer than 100 characters"));
     }
 
@@ -337,7 +362,7 @@ mod tests {
         let request = Request::get("/hello/x").body(()).unwrap();
         let config = Config::from_lookup(|_| Some("soon".into()));
         let reply = respond_as_configured(&config, &request);
-        assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.response().status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             body(&reply).contains("HELLO_EDGE_DELAY_MS"),
             "{}",
@@ -374,7 +399,7 @@ mod tests {
         for path in ["/", "/hello/world", "/nope"] {
             let reply = respond(&Config::default(), &Method::GET, path, &headers);
             assert_eq!(
-                reply.response.status(),
+                reply.response().status(),
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "{path}"
             );
@@ -393,8 +418,8 @@ mod tests {
         assert_eq!(body(&reply), "<h1>hello, there!</h1>");
         let request = Request::head("/").body(()).unwrap();
         let reply = respond_to(&Config::default(), &request);
-        assert_eq!(reply.response.status(), StatusCode::OK);
-        assert!(reply.response.body().is_empty());
+        assert_eq!(reply.response().status(), StatusCode::OK);
+        assert!(reply.response().body().is_empty());
     }
 
     #[test]
@@ -403,7 +428,7 @@ mod tests {
             .unwrap_err()
             .into();
         let reply = Reply::error(&err, &Method::GET);
-        assert_eq!(reply.response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.response().status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             body(&reply).contains("&quot;&lt;b&gt;&quot;"),
             "{}",

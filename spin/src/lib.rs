@@ -26,7 +26,7 @@ async fn handle(request: Request) -> impl IntoResponse {
     if !reply.delay.is_zero() {
         spin_sdk::time::sleep(reply.delay).await;
     }
-    reply.response.map(Full::new)
+    reply.into_response().map(Full::new)
 }
 
 /// The configuration, read from the environment once per instance.

@@ -7,8 +7,11 @@
 
 #![allow(dead_code)] // Each user takes what it needs.
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use hello_edge::{Config, Reply};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 
 /// The statuses the README documents for a request (500 is for a misconfigured host only).
 pub const DOCUMENTED: [u16; 6] = [200, 400, 404, 405, 414, 431];
@@ -22,7 +25,26 @@ pub fn check(
     headers: &HeaderMap,
     reply: &Reply,
 ) -> Result<(), String> {
-    let response = &reply.response;
+    let response = reply.response();
+    if reply.status() != response.status() {
+        return Err(format!(
+            "the reply says {} but sends {}",
+            reply.status(),
+            response.status()
+        ));
+    }
+    check_response(config, method, path, headers, &response, reply.delay)
+}
+
+/// [`check`] on the response a reply sends and the delay it waits.
+pub fn check_response(
+    config: &Config,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    response: &Response<Bytes>,
+    delay: Duration,
+) -> Result<(), String> {
     let status = response.status();
     let body = std::str::from_utf8(response.body()).map_err(|_| "the body is not UTF-8")?;
     let context = || format!("{method} {path:?} -> {status} {body:?}");
@@ -56,8 +78,8 @@ pub fn check(
     }
 
     if status != StatusCode::OK {
-        if !reply.delay.is_zero() {
-            return Err(format!("an error waits {:?}: {}", reply.delay, context()));
+        if !delay.is_zero() {
+            return Err(format!("an error waits {delay:?}: {}", context()));
         }
         let greets = *method == Method::GET || *method == Method::HEAD;
         if greets && !over_header_limits(headers) && expected_page(path).is_some() {
@@ -67,13 +89,13 @@ pub fn check(
     }
 
     // Every page waits the delay, but the health check, which answers at once.
-    let delay = if path == "/healthz" {
-        std::time::Duration::ZERO
+    let expected = if path == "/healthz" {
+        Duration::ZERO
     } else {
         config.delay.as_duration()
     };
-    if reply.delay != delay {
-        return Err(format!("a 200 waits {:?}: {}", reply.delay, context()));
+    if delay != expected {
+        return Err(format!("a 200 waits {delay:?}: {}", context()));
     }
     if *method != Method::GET && *method != Method::HEAD {
         return Err(format!(

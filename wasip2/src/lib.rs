@@ -26,7 +26,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     if !reply.delay.is_zero() {
         wstd::task::sleep(reply.delay.into()).await;
     }
-    Ok(reply.response.map(Body::from))
+    Ok(reply.into_response().map(Body::from))
 }
 
 /// The configuration, read from the environment. A WASI 0.2 host makes an instance per request,
