@@ -190,18 +190,7 @@ fn pull_image(registry: &Registry, image: Image, work: &Path) -> Pulled {
 /// the `dist` profile, built in a target directory of the tests' own.
 fn static_binary() -> PathBuf {
     const TARGET: &str = "x86_64-unknown-linux-musl";
-    let installed = std::process::Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    if let Ok(out) = installed
-        && !String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|t| t == TARGET)
-    {
-        let _ = std::process::Command::new("rustup")
-            .args(["target", "add", TARGET])
-            .status();
-    }
+    wasm::ensure_target(TARGET);
     let target_dir = oci::root().join("target/deploy-tests");
     oci::run(
         std::process::Command::new(env!("CARGO"))
@@ -260,12 +249,8 @@ async fn start_pulled_binary(image: &Pulled) -> PulledServer {
         .await
         .expect("the pulled binary says where it serves")
         .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Serving http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = hello_edge_native::parse_serving_line(&line)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     PulledServer { addr, child }
 }
 

@@ -16,6 +16,19 @@ pub mod server;
 
 pub use server::{ServerConfig, Shutdown, bind, run};
 
+use std::net::SocketAddr;
+
+/// The line the `hello-edge` binary prints on stdout once it listens, with the real address
+/// (port 0 picks a free one): `Serving http://127.0.0.1:8000`.
+pub fn serving_line(addr: SocketAddr) -> String {
+    format!("Serving http://{addr}")
+}
+
+/// The address in a [`serving_line`], for whoever started the binary.
+pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix("Serving http://")?.parse().ok()
+}
+
 /// Completes when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -149,7 +149,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = hello_edge_native::bind(args.listen)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        println!("Serving http://{addr}");
+        println!("{}", hello_edge_native::serving_line(addr));
         std::io::stdout().flush()?;
         tracing::info!(%addr, delay = %args.delay_ms, ?open_files, "listening");
 

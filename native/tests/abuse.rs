@@ -136,12 +136,7 @@ async fn http2_rapid_reset_leaves_the_server_serving() {
     assert!(ended.is_go_away() || ended.is_io(), "{ended:?}");
 
     // Another client, on HTTP/2, is served as usual.
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = http2_client(server.addr).await;
     let started = Instant::now();
     let response = sender
         .send_request(
@@ -237,12 +232,7 @@ async fn huge_heads_are_refused_before_they_are_held() {
 #[tokio::test]
 async fn http2_requests_with_too_many_fields_get_the_core_431() {
     let server = start_server(ServerConfig::default()).await;
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = http2_client(server.addr).await;
     let mut request = Request::get(format!("http://{}/", server.addr));
     for i in 0..120 {
         request = request.header(format!("x-field-{i}"), "1");
@@ -355,6 +345,17 @@ async fn running_out_of_descriptors_is_survived() {
     );
 }
 
+/// An HTTP/2 connection (prior knowledge) to the server.
+async fn http2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// GET `path` on a new HTTP/1.1 connection: the status and the body.
 async fn send(addr: SocketAddr, path: &str) -> (StatusCode, String) {
     send_with(addr, path, &[]).await
@@ -430,18 +431,7 @@ impl Binary {
             .kill_on_drop(true)
             .spawn()
             .expect("run hello-edge");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-            .await
-            .expect("hello-edge prints its address")
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("Serving http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = serving_addr(&mut child).await;
         Binary { addr, child }
     }
 
@@ -465,6 +455,18 @@ impl Binary {
             .unwrap();
         log
     }
+}
+
+/// The address a `hello-edge` child prints on its first line, once it listens.
+async fn serving_addr(child: &mut Child) -> SocketAddr {
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+        .await
+        .expect("hello-edge prints its address")
+        .unwrap();
+    hello_edge_native::parse_serving_line(&line)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
 }
 
 /// Client and server share this process: each connection is two descriptors.

@@ -98,7 +98,7 @@ fn build(manifest: &SpinManifest) -> PathBuf {
         "{} builds with cargo",
         manifest.file
     );
-    ensure_wasm_target();
+    ensure_target("wasm32-wasip2");
     let target_dir = root().join("target").join("wasm-tests");
     let status = std::process::Command::new(env!("CARGO"))
         .current_dir(root())
@@ -125,20 +125,20 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Adds the wasm32-wasip2 target through rustup when it is missing, so the test command works
-/// on a fresh machine; without rustup the build says what is missing.
-fn ensure_wasm_target() {
+/// Adds a target through rustup when it is missing, so the test command works on a fresh
+/// machine; without rustup the build says what is missing.
+pub fn ensure_target(target: &str) {
     let installed = std::process::Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();
     if let Ok(out) = installed
         && !String::from_utf8_lossy(&out.stdout)
             .lines()
-            .any(|t| t == "wasm32-wasip2")
+            .any(|t| t == target)
     {
-        eprintln!("adding the wasm32-wasip2 target with rustup");
+        eprintln!("adding the {target} target with rustup");
         let _ = std::process::Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
+            .args(["target", "add", target])
             .status();
     }
 }
