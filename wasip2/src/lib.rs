@@ -16,27 +16,34 @@
 // On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
 #![cfg(target_family = "wasm")]
 
+use std::sync::OnceLock;
+
 use hello_edge::{Config, VarError};
 use wstd::http::{Body, Error, Request, Response};
 
 /// Answers one request: the core decides, the host's clock waits.
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let reply = hello_edge::respond_as_configured(&config(), &request);
+    let reply = hello_edge::respond_as_configured(config(), &request);
     if !reply.delay.is_zero() {
         wstd::task::sleep(reply.delay.into()).await;
     }
     Ok(reply.into_response().map(Body::from))
 }
 
-/// The configuration, read from the environment. A WASI 0.2 host makes an instance per request,
-/// so this runs once per request; it is a lookup of one variable.
-fn config() -> Result<Config, VarError> {
-    let config = Config::from_lookup(|name| std::env::var(name).ok());
-    if let Err(err) = &config {
-        // Every request answers 500 until the variable is fixed; say why where the operator
-        // looks.
-        eprintln!("hello-edge: invalid configuration: {err}");
-    }
-    config
+/// The configuration, read from the environment once per instance. A WASI 0.2 host makes an
+/// instance per request by default, but may reuse one for the next (`wasmtime serve
+/// --max-instance-reuse-count`); then the host call that copies the environment in is not
+/// repeated for every request.
+fn config() -> &'static Result<Config, VarError> {
+    static CONFIG: OnceLock<Result<Config, VarError>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let config = Config::from_lookup(|name| std::env::var(name).ok());
+        if let Err(err) = &config {
+            // Every request answers 500 until the variable is fixed; say why where the
+            // operator looks.
+            eprintln!("hello-edge: invalid configuration: {err}");
+        }
+        config
+    })
 }
