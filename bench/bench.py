@@ -19,7 +19,9 @@ import json
 import math
 import os
 import platform
+import resource
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -74,7 +76,9 @@ class Server:
         host, port = addr
         listen = f"{host}:{port}"
         if self.name == "native":
-            return [str(ROOT / "target/release/hello-edge"), "--listen", listen, "--delay-ms", str(delay_ms)]
+            # The cap (10,000 by default) lifted, as wasmtime's are when tuned.
+            return [str(ROOT / "target/release/hello-edge"), "--listen", listen, "--delay-ms", str(delay_ms),
+                    "--max-connections", "30000"]
         if self.name == "bare-hyper":
             return [str(ROOT / "target/release/bare-hyper"), listen, str(delay_ms)]
         if self.name == "seed-aiohttp":
@@ -111,11 +115,20 @@ class Scenario:
     delay_ms: int
     connections: int
     path: str
+    only: tuple = ()  # the servers it runs for; all when empty
 
 
+# The largest scale scenario is as many connections as one process may hold here: the hard
+# open-file limit is 20,000 and cannot be raised (no CAP_SYS_RESOURCE), and each connection is a
+# descriptor in the server and in wrk. 25,000 would need a higher limit; see SCALE_NOTE.
+SCALE_C = 19_000
+SCALE_NOTE = (f"C={SCALE_C:,} is the most this machine allows: the hard open-file limit is 20,000 per "
+              "process and cannot be raised here (no CAP_SYS_RESOURCE), and the server and wrk each "
+              "hold a descriptor per connection. C=25,000 needs a limit above 25,000.")
 SCENARIOS = [
     Scenario("delay 500 ms, C=1,000", 500, 1_000, "/hello/bench"),
     Scenario("delay 500 ms, C=10,000", 500, 10_000, "/hello/bench"),
+    Scenario(f"delay 500 ms, C={SCALE_C:,}", 500, SCALE_C, "/hello/bench", ("native", "bare-hyper")),
     Scenario("delay 0, C=64, /", 0, 64, "/"),
     Scenario("delay 0, C=64, /hello/x", 0, 64, "/hello/x"),
 ]
@@ -134,6 +147,8 @@ class Result:
     error_kinds: dict  # non-zero counts by kind: status (non-200), connect, read, write, timeout
     peak_rss: int  # bytes
     idle_rss: int  # bytes, before the scenario
+    server_cpu: float = 0.0  # cores the server used during the measured run
+    wrk_cpu: float = 0.0  # cores wrk used, of the machine's 2: near 2 means the load is the ceiling
 
     @property
     def ideal(self) -> float | None:
@@ -153,6 +168,16 @@ def server_env() -> dict:
     env = dict(os.environ)
     env.pop("RUST_BACKTRACE", None)
     return env
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to a server's process group (started with start_new_session), SIGKILL after 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -184,18 +209,34 @@ def reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def wrk(url: str, connections: int, seconds: float, script: str, script_args: list[str] = ()) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, connections: int, seconds: float, script: str, script_args: list[str] = (),
+        server_pid: int | None = None) -> dict:
+    """Runs wrk and returns its figures, with the cores it and the server used meanwhile
+    (`wrk_cpu`, `server_cpu`)."""
     threads = min(2, connections)
     seconds = math.ceil(seconds)  # wrk takes whole seconds
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
            "-s", str(BENCH / script), url]
     if script_args:
         cmd += ["--", *script_args]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = cpu_seconds(server_pid) if server_pid else 0.0
+    started = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = {"wrk_cpu": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) / wall,
+            "server_cpu": (cpu_seconds(server_pid) - server_before) / wall if server_pid else 0.0}
     for line in out.stdout.splitlines():
         for prefix in ("STEADY ", "TOTALS "):
             if line.startswith(prefix):
-                return json.loads(line[len(prefix):])
+                return {**json.loads(line[len(prefix):]), **used}
     raise RuntimeError(f"wrk printed no figures:\n{out.stdout}\n{out.stderr}")
 
 
@@ -210,13 +251,13 @@ def measure(server: Server, pid: int, port: int, scenario: Scenario, times: dict
         warmup = times["warmup"] + scenario.delay_ms / 1000 / 4
         window = times["window"]
         figures = wrk(url, scenario.connections, warmup + window + 2 * scenario.delay_ms / 1000 + 1,
-                      "steady.lua", [f"{warmup}", f"{window}"])
+                      "steady.lua", [f"{warmup}", f"{window}"], pid)
         rps = figures["window_ok"] / figures["window_s"]
         errors = figures["window_bad"]
     else:
         wrk(url, scenario.connections, times["warmup"], "totals.lua")  # warm-up, not measured
         reset_peak_rss(pid)
-        figures = wrk(url, scenario.connections, times["window"], "totals.lua")
+        figures = wrk(url, scenario.connections, times["window"], "totals.lua", server_pid=pid)
         rps = figures["requests"] / (figures["duration_us"] / 1e6)
         errors = figures["status_errors"]
     statuses = " ".join(sorted(set(figures.get("bad_statuses", "").split())))
@@ -224,11 +265,13 @@ def measure(server: Server, pid: int, port: int, scenario: Scenario, times: dict
              "timeout": figures["timeouts"]}
     return Result(server.name, scenario.name, scenario.delay_ms, scenario.connections, rps,
                   figures["p50_us"] / 1000, figures["p99_us"] / 1000, sum(kinds.values()),
-                  {k: v for k, v in kinds.items() if v}, rss(pid, "VmHWM"), idle)
+                  {k: v for k, v in kinds.items() if v}, rss(pid, "VmHWM"), idle,
+                  figures["server_cpu"], figures["wrk_cpu"])
 
 
 def run_server(server: Server, scenarios: list[Scenario], times: dict, wasmtime: str, python: str) -> list[Result]:
     results = []
+    scenarios = [s for s in scenarios if not s.only or server.name in s.only]
     for delay_ms in sorted({s.delay_ms for s in scenarios}, reverse=True):
         port = free_port()
         cmd = server.command(("127.0.0.1", port), delay_ms, wasmtime, python)
@@ -243,18 +286,173 @@ def run_server(server: Server, scenarios: list[Scenario], times: dict, wasmtime:
                 results.append(result)
                 print(f"  {server.name:22} {scenario.name:26} {result.rps:>9.0f} req/s  "
                       f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
-                      f"errors {result.errors:5}  peak RSS {result.peak_rss / 2**20:6.1f} MiB",
+                      f"errors {result.errors:5}  peak RSS {result.peak_rss / 2**20:6.1f} MiB  "
+                      f"CPU server {result.server_cpu:.2f} wrk {result.wrk_cpu:.2f}",
                       flush=True)
                 time.sleep(2)  # let the closed connections leave TIME_WAIT's busiest moment
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
             log.close()
     return results
+
+
+# --- Cold start and the cost of an instance ------------------------------------------------
+
+@dataclasses.dataclass
+class Start:
+    """How one server configuration goes from nothing to a first answer."""
+    name: str
+    label: str
+    starts: int
+    median_ms: float  # process spawn to the first 200, delay 0
+    max_ms: float
+    idle_ms: float | None = None  # a request after the host dropped its idle instances (median)
+    warm_ms: float | None = None  # a request on a warm host (median), for comparison
+
+
+def cold_commands(wasmtime: str, python: str, cwasm: Path) -> list[tuple[str, str, list[str]]]:
+    """(name, label, command with {port}) for each configuration measured from a cold start."""
+    native = [str(ROOT / "target/release/hello-edge"), "--listen", "127.0.0.1:{port}", "--delay-ms", "0"]
+    bare = [str(ROOT / "target/release/bare-hyper"), "127.0.0.1:{port}", "0"]
+    seed = [python, str(BENCH / "seed_aiohttp.py"), "127.0.0.1", "{port}", "0"]
+    serve = [wasmtime, "serve", "-Scli", "--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0"]
+    configs = [("native", "hello-edge native", native), ("bare-hyper", "bare hyper (reference)", bare)]
+    for name, label, wasm in [("p2", "hello-edge WASI 0.2", P2), ("noop-p2", "no-op WASI 0.2 (reference)", P2_NOOP),
+                              ("p3", "hello-edge WASI 0.3", P3), ("noop-p3", "no-op WASI 0.3 (reference)", P3_NOOP)]:
+        precompiled = cwasm / wasm.replace(".wasm", ".cwasm")
+        configs += [
+            (f"{name}-compile", f"{label}, .wasm compiled at start (cache off)", [*serve, "-Ccache=n", str(WASM / wasm)]),
+            (f"{name}-cached", f"{label}, .wasm from wasmtime's cache (the CLI's default)", [*serve, str(WASM / wasm)]),
+            (f"{name}-cwasm", f"{label}, precompiled .cwasm", [*serve, "--allow-precompiled", str(precompiled)]),
+        ]
+    configs.append(("seed-aiohttp", "seed: aiohttp (reference)", seed))
+    return configs
+
+
+def first_answer(port: int, path: str = "/", timeout: float = 60) -> float:
+    """Seconds until `GET path` on a new connection answers 200, retrying while refused."""
+    started = time.perf_counter()
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
+    while time.perf_counter() - started < timeout:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                sock.sendall(request)
+                if sock.recv(12).startswith(b"HTTP/1.1 200"):
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.0005)
+    raise RuntimeError(f"no 200 on port {port} within {timeout} s")
+
+
+def cold_start(wasmtime: str, python: str, starts: int) -> list[Start]:
+    """Spawn to first 200 answer at delay 0, `starts` times per configuration; then, for the wasm
+    hosts, a request after the host has dropped its idle instances (wasmtime serve: after
+    --idle-instance-timeout, 1 s) beside one on a warm host."""
+    cwasm = ROOT / "target" / "bench-cwasm"
+    cwasm.mkdir(parents=True, exist_ok=True)
+    for wasm in (P2, P2_NOOP, P3, P3_NOOP):
+        subprocess.run([wasmtime, "compile", str(WASM / wasm), "-o", str(cwasm / wasm.replace(".wasm", ".cwasm"))],
+                       check=True)
+    results = []
+    for name, label, template in cold_commands(wasmtime, python, cwasm):
+        times = []
+        if name.endswith("-cached"):
+            # Fill wasmtime's cache once, so every measured start reads from it.
+            port = free_port()
+            warm = subprocess.Popen([a.replace("{port}", str(port)) for a in template],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())
+            first_answer(port)
+            warm.terminate()
+            warm.wait()
+        for _ in range(starts):
+            port = free_port()
+            cmd = [a.replace("{port}", str(port)) for a in template]
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())
+            try:
+                first_answer(port)
+                times.append((time.perf_counter() - started) * 1000)
+            finally:
+                proc.terminate()
+                proc.wait()
+        start = Start(name, label, len(times), statistics.median(times), max(times))
+        if name.endswith("-cwasm") and not name.startswith("noop"):
+            start.warm_ms, start.idle_ms = idle_and_warm(template)
+        results.append(start)
+        idle = f"  after idle {start.idle_ms:6.2f} ms  warm {start.warm_ms:6.2f} ms" if start.idle_ms else ""
+        print(f"  cold start {name:18} median {start.median_ms:8.2f} ms  max {start.max_ms:8.2f} ms{idle}", flush=True)
+    return results
+
+
+def idle_and_warm(template: list[str], samples: int = 10) -> tuple[float, float]:
+    """Median ms of a request on a warm wasm host, and of one after 1.5 s idle (past wasmtime
+    serve's 1 s --idle-instance-timeout, so the host has dropped the instance it kept)."""
+    port = free_port()
+    proc = subprocess.Popen([a.replace("{port}", str(port)) for a in template], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=server_env())
+    try:
+        first_answer(port)
+        warm = [first_answer(port) * 1000 for _ in range(samples)]
+        idle = []
+        for _ in range(samples):
+            time.sleep(1.5)
+            idle.append(first_answer(port) * 1000)
+        return statistics.median(warm), statistics.median(idle)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@dataclasses.dataclass
+class InstanceCost:
+    """Delay 0, C=64: one component with instance reuse off (a fresh instance per request) and on."""
+    name: str
+    label: str
+    rps_fresh: float
+    rps_reused: float
+    cpu_us_fresh: float  # server CPU per request
+    cpu_us_reused: float
+
+    @property
+    def instantiation_us(self) -> float:
+        return self.cpu_us_fresh - self.cpu_us_reused
+
+
+def instance_cost(wasmtime: str, times: dict) -> list[InstanceCost]:
+    """Each component at delay 0, C=64 on /hello/x, with a fresh instance per request
+    (--max-instance-reuse-count=1, a WASI 0.2 host's and Spin's way) and with instances reused
+    (a WASI 0.3 instance also takes up to 16 requests at once, wasmtime's default)."""
+    results = []
+    for name, label, wasm in [("p2", "hello-edge WASI 0.2", P2), ("noop-p2", "no-op WASI 0.2 (reference)", P2_NOOP),
+                              ("p3", "hello-edge WASI 0.3", P3), ("noop-p3", "no-op WASI 0.3 (reference)", P3_NOOP)]:
+        figures = {}
+        for mode, reuse in (("fresh", "1"), ("reused", "100000000")):
+            port = free_port()
+            cmd = [wasmtime, "serve", "-Scli", f"--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0",
+                   f"--max-instance-reuse-count={reuse}", str(WASM / wasm)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, env=server_env())
+            try:
+                wait_until_serving(port, proc)
+                url = f"http://127.0.0.1:{port}/hello/x"
+                wrk(url, 64, times["warmup"], "totals.lua")
+                run = wrk(url, 64, times["window"], "totals.lua", server_pid=proc.pid)
+                seconds = run["duration_us"] / 1e6
+                rps = run["requests"] / seconds
+                figures[mode] = (rps, run["server_cpu"] * seconds / run["requests"] * 1e6)
+            finally:
+                stop(proc)
+        cost = InstanceCost(name, label, figures["fresh"][0], figures["reused"][0], figures["fresh"][1],
+                            figures["reused"][1])
+        results.append(cost)
+        print(f"  instances {name:8} fresh {cost.rps_fresh:8.0f} req/s {cost.cpu_us_fresh:6.1f} µs CPU  "
+              f"reused {cost.rps_reused:8.0f} req/s {cost.cpu_us_reused:6.1f} µs CPU  "
+              f"instantiation {cost.instantiation_us:6.1f} µs", flush=True)
+    return results
+
+
+def sizes() -> dict:
+    return {wasm: (WASM / wasm).stat().st_size for wasm in (P2, P2_NOOP, P3, P3_NOOP)}
 
 
 def find(results: list[Result], server: str, scenario: str) -> Result | None:
@@ -281,8 +479,8 @@ def markdown(results: list[Result], meta: dict) -> str:
         f"connections: C/d req/s at latency d. Errors: non-200 answers in the window, and wrk's "
         f"connect, read, write and timeout errors.",
         "",
-        "| server | scenario | req/s | ÷ ideal | p50 | p99 | p99 ÷ d | errors | peak RSS | RSS per connection |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | scenario | req/s | ÷ ideal | p50 | p99 | p99 ÷ d | errors | peak RSS | RSS per connection | CPU: server, wrk (cores) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     labels = {s.name: s.label for s in SERVERS}
     for r in results:
@@ -293,7 +491,8 @@ def markdown(results: list[Result], meta: dict) -> str:
                                   if r.errors else "")
         lines.append(
             f"| {labels[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
-            f"{r.p99_ms:.1f} ms | {p99_d} | {errors} | {r.peak_rss / 2**20:.1f} MiB | {per_conn} |")
+            f"{r.p99_ms:.1f} ms | {p99_d} | {errors} | {r.peak_rss / 2**20:.1f} MiB | {per_conn} | "
+            f"{r.server_cpu:.2f}, {r.wrk_cpu:.2f} |")
     # Each ratio: (column title, numerator, denominator).
     columns = [
         ("native ÷ seed", "native", "seed-aiohttp"),
@@ -313,11 +512,54 @@ def markdown(results: list[Result], meta: dict) -> str:
     for s in SCENARIOS:
         get = lambda name: find(results, name, s.name)  # noqa: E731
         lines.append(f"| {s.name} | " + " | ".join(ratio(get(a), get(b)) for _, a, b in columns) + " |")
-    lines += ["", f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`.", ""]
+    lines += ["", f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`. The native server runs with "
+              "`--max-connections 30000`. " + SCALE_NOTE, ""]
     return "\n".join(lines)
 
 
-def chart(results: list[Result], path: Path) -> None:
+def cold_markdown(starts: list[Start], costs: list[InstanceCost], wasm_sizes: dict, count: int) -> str:
+    lines = []
+    if starts:
+        lines += [
+            "## Cold start",
+            "",
+            f"From process spawn to the first 200 answer (`GET /`, delay 0, a new connection retried while "
+            f"refused), over {count} starts each. wasmtime serve compiles a `.wasm` at start unless its cache "
+            "(on by default in the CLI) already holds it; a `.cwasm` is compiled ahead of time (`wasmtime "
+            "compile`, served with `--allow-precompiled`). After idle: a request 1.5 s after the last, once "
+            "wasmtime serve has dropped the instances it kept (`--idle-instance-timeout`, 1 s), beside a "
+            "request on a warm host.",
+            "",
+            "| server | starts | median | max | after idle (median) | warm request (median) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for s in starts:
+            idle = f"{s.idle_ms:.2f} ms" if s.idle_ms is not None else "–"
+            warm = f"{s.warm_ms:.2f} ms" if s.warm_ms is not None else "–"
+            lines.append(f"| {s.label} | {s.starts} | {s.median_ms:.1f} ms | {s.max_ms:.1f} ms | {idle} | {warm} |")
+        lines.append("")
+    if costs:
+        lines += [
+            "## Instance cost",
+            "",
+            "Delay 0, C=64 on `/hello/x`, under wasmtime serve's defaults but for reuse: a fresh instance "
+            "per request (`--max-instance-reuse-count=1`, as a WASI 0.2 host or Spin runs a component) "
+            "against instances reused. CPU is the server's, per request answered; instantiation is the "
+            "difference.",
+            "",
+            "| component | size | req/s, fresh | req/s, reused | CPU per request, fresh | reused | instantiation |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        files = {"p2": P2, "noop-p2": P2_NOOP, "p3": P3, "noop-p3": P3_NOOP}
+        for c in costs:
+            lines.append(f"| {c.label} | {wasm_sizes.get(files[c.name], 0):,} B | {c.rps_fresh:,.0f} | "
+                         f"{c.rps_reused:,.0f} | {c.cpu_us_fresh:.1f} µs | {c.cpu_us_reused:.1f} µs | "
+                         f"{c.instantiation_us:.1f} µs |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(results: list[Result], starts: list[Start], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -326,7 +568,7 @@ def chart(results: list[Result], path: Path) -> None:
     labels = {s.name: s.label for s in SERVERS}
     delayed = [r for r in results if r.delay_ms]
     servers = [s.name for s in SERVERS if any(r.server == s.name for r in delayed)]
-    fig, (thr, lat, zero) = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, (thr, lat, zero, cold) = plt.subplots(1, 4, figsize=(23, 6))
     for name in servers:
         rows = sorted((r for r in delayed if r.server == name), key=lambda r: r.connections)
         cs = [r.connections for r in rows]
@@ -362,6 +604,18 @@ def chart(results: list[Result], path: Path) -> None:
     if zero_rows:
         zero.legend(fontsize=7)
     zero.grid(True, axis="y", alpha=0.3)
+    # Cold start: one bar per server configuration (median), the max marked above it.
+    xs = range(len(starts))
+    cold.bar(xs, [s.median_ms for s in starts], 0.7, label="median")
+    cold.scatter(xs, [s.max_ms for s in starts], marker="_", s=200, color="k", label="max")
+    cold.set_xticks(list(xs))
+    cold.set_xticklabels([s.name for s in starts], rotation=45, ha="right", fontsize=7)
+    cold.set_yscale("log")
+    cold.set_ylabel("ms, spawn to first 200")
+    cold.set_title("Cold start, delay 0")
+    if starts:
+        cold.legend(fontsize=7)
+    cold.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
 
@@ -417,12 +671,7 @@ def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, wa
             raise RuntimeError(f"wrk printed no figures:\n{out}\n{err}")
         alive = proc.poll() is None
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
         log.close()
     return {"server": server.name, "minutes": minutes, "connections": connections,
             "delay_ms": delay_ms, "totals": totals, "samples": samples, "alive_at_end": alive}
@@ -483,7 +732,9 @@ def main() -> int:
     parser.add_argument("--servers", default="all",
                         help="comma-separated: " + ", ".join(s.name for s in SERVERS)
                         + f"; all by default ({SOAK_SERVERS} with --soak)")
-    parser.add_argument("--scenarios", default="all", help="all, delayed or zero")
+    parser.add_argument("--scenarios", default="all",
+                        help="all, delayed, zero, cold (cold start) or instances (instance cost)")
+    parser.add_argument("--starts", type=int, default=20, help="cold starts per configuration")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -495,7 +746,7 @@ def main() -> int:
     wanted = [s.name for s in SERVERS] if args.servers == "all" else args.servers.split(",")
     servers = [s for s in SERVERS if s.name in wanted]
     scenarios = {"all": SCENARIOS, "delayed": [s for s in SCENARIOS if s.delay_ms],
-                 "zero": [s for s in SCENARIOS if not s.delay_ms]}[args.scenarios]
+                 "zero": [s for s in SCENARIOS if not s.delay_ms], "cold": [], "instances": []}[args.scenarios]
     times = {"warmup": args.warmup, "window": args.window}
     import aiohttp
 
@@ -516,13 +767,20 @@ def main() -> int:
     results: list[Result] = []
     for server in servers:
         results += run_server(server, scenarios, times, args.wasmtime, sys.executable)
+    starts = cold_start(args.wasmtime, sys.executable, args.starts) if args.scenarios in ("all", "cold") else []
+    costs = instance_cost(args.wasmtime, times) if args.scenarios in ("all", "instances") else []
+    wasm_sizes = sizes()
+    meta["sizes"] = wasm_sizes
 
     args.out.mkdir(parents=True, exist_ok=True)
-    table = markdown(results, meta)
+    table = markdown(results, meta) + "\n" + cold_markdown(starts, costs, wasm_sizes, args.starts)
     (args.out / "latest.md").write_text(table + "\n![chart](latest.svg)\n")
     (args.out / "latest.json").write_text(json.dumps(
-        {"meta": meta, "results": [dataclasses.asdict(r) for r in results]}, indent=1) + "\n")
-    chart(results, args.out / "latest.svg")
+        {"meta": meta, "results": [dataclasses.asdict(r) for r in results],
+         "cold_start": [dataclasses.asdict(s) for s in starts],
+         "instance_cost": [{**dataclasses.asdict(c), "instantiation_us": c.instantiation_us} for c in costs]},
+        indent=1) + "\n")
+    chart(results, starts, args.out / "latest.svg")
     print()
     print(table)
     print(f"written: {args.out / 'latest.md'}, {args.out / 'latest.svg'}, {args.out / 'latest.json'}")
