@@ -172,6 +172,8 @@ def server_env() -> dict:
 
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM to a server's process group (started with start_new_session), SIGKILL after 30 s."""
+    if proc.poll() is not None:
+        return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
@@ -643,8 +645,6 @@ def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, wa
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / f"soak-{server.name}.log", "w")
     cmd = server.command(("127.0.0.1", port), delay_ms, wasmtime, python)
-    if server.name == "native":
-        cmd += ["--max-connections", str(connections * 2)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env=server_env())
     samples = []
