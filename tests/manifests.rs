@@ -4,6 +4,7 @@
 //! server and the images really are: ports, probes, grace periods, image names.
 
 mod oci;
+mod wasm;
 
 use std::path::Path;
 use std::process::Command;

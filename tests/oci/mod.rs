@@ -6,6 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+// The repository root and free loopback ports, as the wasm tests find them.
+pub use super::wasm::{free_port, root};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,10 +36,6 @@ impl Image {
     pub fn reference(self, registry: &str) -> String {
         format!("{registry}/{}:{}", self.repository(), version())
     }
-}
-
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The workspace's version, which tags every image.
@@ -161,14 +160,6 @@ fn header(answer: &str, name: &str) -> Option<String> {
         key.eq_ignore_ascii_case(name)
             .then(|| value.trim().to_owned())
     })
-}
-
-/// A loopback address with a port that was free a moment ago.
-pub fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A command for a tool the deploy path needs; fails, saying how to get it, if it is missing.
