@@ -88,7 +88,7 @@ class Server:
                 *flags, str(WASM / self.wasm)]
 
 
-P3, P3_NOOP = "hello_edge_spin.wasm", "hello_edge_bench_noop_component.wasm"
+P3, P3_NOOP = "hello_edge_wasip3.wasm", "hello_edge_bench_noop_wasip3.wasm"
 P2, P2_NOOP = "hello_edge_wasip2.wasm", "hello_edge_bench_noop_wasip2.wasm"
 SERVERS = [
     Server("native", "hello-edge native", "ours", "native"),

@@ -18,7 +18,7 @@ use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 ///   `add_to_linker` calls of wasmtime-wasi 44 (`Cargo.toml`: `wasmtime-wasi = "44.0.0"`), whose
 ///   WIT is `wasi:*@0.2.6`; and `crates/factor-outbound-http/src/wasi.rs` (`add_to_linker`):
 ///   `wasi:http/types` and `wasi:http/outgoing-handler` from wasmtime-wasi-http 44.
-/// - The SpinKube shim (containerd-shim-spin, `containerd-shim-spin/Cargo.toml` as read: Spin
+/// - The SpinKube shim (containerd-shim-spin, `containerd-shim-wasip3/Cargo.toml` as read: Spin
 ///   crates at tag v3.6.3, wasmtime 42.0.2): Spin v3.6.3's `factor-wasi` links the same list,
 ///   and wasmtime-wasi 42's WIT is also `@0.2.6`.
 ///

@@ -150,7 +150,7 @@ fn the_default_manifest_is_the_wasi_0_2_build() {
     assert!(
         words
             .windows(2)
-            .any(|w| w == ["--package", "hello-edge-spin"]),
+            .any(|w| w == ["--package", "hello-edge-wasip3"]),
         "{words:?}"
     );
 }

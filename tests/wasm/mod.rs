@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 pub enum Component {
     /// The WASI 0.2 component (`wasip2/`, wstd): the default, `spin.toml`.
     P2,
-    /// The WASI 0.3 component (`spin/`, spin-sdk 7): `spin-wasip3.toml`.
+    /// The WASI 0.3 component (`wasip3/`, spin-sdk 7): `spin-wasip3.toml`.
     P3,
 }
 

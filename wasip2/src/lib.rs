@@ -11,7 +11,7 @@
 //! alike.
 //!
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the core),
-//! as in the WASI 0.3 component beside it (`spin/`).
+//! as in the WASI 0.3 component beside it (`wasip3/`).
 
 // On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
 #![cfg(target_family = "wasm")]

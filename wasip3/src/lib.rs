@@ -1,4 +1,5 @@
-//! The hello-edge Spin component: the routing core behind spin-sdk 7's WASI 0.3 HTTP handler.
+//! The hello-edge component for WASI 0.3 hosts: the routing core behind spin-sdk 7's WASI 0.3 HTTP
+//! handler (`wasi:http/handler@0.3.0`), for Spin 4.1 and later and `wasmtime serve`.
 //!
 //! The host (Spin, or `wasmtime serve`) owns the listener and the event loop. For each request
 //! this component asks the core ([`hello_edge::respond_as_configured`]) for the answer, awaits
