@@ -6,16 +6,18 @@
 //! One test, because it is slow (a static release build of the native server); the fast checks
 //! of the manifests are in `tests/manifests.rs`.
 
-mod conformance;
-mod oci;
-mod wasm;
-
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use oci::{Image, Registry};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::client::Protocol;
+use support::component::WASIP2;
+use support::conformance;
+use support::host::{ComponentHost, NativeBinary, Wasmtime};
+use support::oci::{self, Image, Registry};
+use support::tools::root;
+
+/// The delay the pulled artifacts run with: the default.
+const DELAY: Duration = Duration::from_millis(500);
 
 /// build → push → pull back by digest → check the bytes → run → conformance, for the native
 /// image, the Spin shim image and the wasm OCI artifact.
@@ -27,10 +29,11 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
 
     // Build: the static binary and the component, each as its own documented command builds it.
     let binary = static_binary();
-    let component = wasm::Component::P2.wasm().to_owned();
+    let component = WASIP2.wasm();
     let context = stage_context(&work.join("context"), &binary, &component);
 
-    // Push: the two images with buildah (FROM scratch, nothing pulled), the component with wkg.
+    // Push: the two images with buildah (FROM scratch, nothing pulled), the component with
+    // `wash oci`.
     let buildah_dir = work.join("buildah");
     for (image, containerfile) in [
         (Image::Native, "deploy/kubernetes/Containerfile"),
@@ -40,7 +43,7 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
         oci::run(
             oci::buildah(&buildah_dir)
                 .args(["build", "--isolation", "chroot", "-f"])
-                .arg(oci::root().join(containerfile))
+                .arg(root().join(containerfile))
                 .args(["-t", &local])
                 .arg(&context),
         );
@@ -56,8 +59,8 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
         assert_eq!(pushed.trim(), registry.digest(image), "{image:?}");
     }
     oci::run(
-        oci::wkg()
-            .args(["oci", "push", "--insecure", &host])
+        oci::wash()
+            .args(["oci", "push", "--insecure"])
             .arg(Image::Component.reference(&host))
             .arg(&component),
     );
@@ -77,12 +80,9 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
     );
 
     let spin = pull_image(&registry, Image::Spin, &work);
-    assert_same_file(
-        &spin.rootfs.join("spin.toml"),
-        &oci::root().join("spin.toml"),
-    );
+    assert_same_file(&spin.rootfs.join("spin.toml"), &root().join("spin.toml"));
     // The shim loads /spin.toml and the component at the path its `source` names, from `/`.
-    let manifest = wasm::Component::P2.manifest();
+    let manifest = WASIP2.manifest();
     assert_same_file(&spin.rootfs.join(manifest.source()), &component);
 
     let digest = registry.digest(Image::Component);
@@ -97,23 +97,29 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
     assert_eq!(artifact["layers"][0]["mediaType"], "application/wasm");
     let pulled_component = work.join("pulled.wasm");
     oci::run(
-        oci::wkg()
-            .args(["oci", "pull", "--insecure", &host, "-o"])
-            .arg(&pulled_component)
-            .arg(format!("{host}/{}@{digest}", Image::Component.repository())),
+        oci::wash()
+            .args(["oci", "pull", "--insecure"])
+            .arg(format!("{host}/{}@{digest}", Image::Component.repository()))
+            .arg(&pulled_component),
     );
     assert_same_file(&pulled_component, &component);
 
     // Run what was pulled: the binary as the image would (its environment, on loopback), and
     // the component under wasmtime serve. Both pass the conformance table.
     let mut server = start_pulled_binary(&native).await;
-    let report = conformance::run(server.addr, Duration::from_millis(500)).await;
+    let report = conformance::run_on(&server, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled native server:\n{report}");
-    server.stop_and_expect_drained().await;
+    // SIGTERM, as Kubernetes sends it: the server drains and exits 0.
+    let (status, log) = server.stop().await;
+    assert!(
+        status.success(),
+        "exit status {status} after SIGTERM:\n{log}"
+    );
 
-    let host = wasm::WasmHost::start(&pulled_component, &[]).await;
-    let report = conformance::run(host.addr, Duration::from_millis(500)).await;
+    let host = Wasmtime::serve(&pulled_component, &[], &[]).await;
+    let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled component:\n{report}");
+    host.stop().await;
 
     // What each artifact weighs in the registry (its layers, compressed as pushed).
     for image in [Image::Native, Image::Spin, Image::Component] {
@@ -190,11 +196,10 @@ fn pull_image(registry: &Registry, image: Image, work: &Path) -> Pulled {
 /// the `dist` profile, built in a target directory of the tests' own.
 fn static_binary() -> PathBuf {
     const TARGET: &str = "x86_64-unknown-linux-musl";
-    wasm::ensure_target(TARGET);
-    let target_dir = oci::root().join("target/deploy-tests");
+    let target_dir = root().join("target/deploy-tests");
     oci::run(
         std::process::Command::new(env!("CARGO"))
-            .current_dir(oci::root())
+            .current_dir(root())
             .args(["build", "--profile", "dist", "--target", TARGET])
             .args(["--package", "hello-edge-native", "--target-dir"])
             .arg(&target_dir),
@@ -205,7 +210,7 @@ fn static_binary() -> PathBuf {
 /// A build context laid out as the repository root is after the builds (the paths the
 /// Containerfiles copy from), with the repository's .dockerignore, which must let them through.
 fn stage_context(context: &Path, binary: &Path, component: &Path) -> PathBuf {
-    let root = oci::root();
+    let root = root();
     let place = |from: &Path, to: &str| {
         let to = context.join(to);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -221,13 +226,9 @@ fn stage_context(context: &Path, binary: &Path, component: &Path) -> PathBuf {
     context.to_owned()
 }
 
-/// The pulled binary, run with the image's environment but listening on loopback.
-struct PulledServer {
-    addr: std::net::SocketAddr,
-    child: tokio::process::Child,
-}
-
-async fn start_pulled_binary(image: &Pulled) -> PulledServer {
+/// The pulled binary, run as the image runs it (no arguments, the image's environment only) but
+/// listening on port 0 of loopback.
+async fn start_pulled_binary(image: &Pulled) -> NativeBinary {
     let mut command = tokio::process::Command::new(image.rootfs.join("hello-edge"));
     command.env_clear();
     for var in image.env() {
@@ -235,36 +236,8 @@ async fn start_pulled_binary(image: &Pulled) -> PulledServer {
             command.env(name, value);
         }
     }
-    let mut child = command
-        .env("HELLO_EDGE_LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the pulled binary");
-    let mut line = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-        .await
-        .expect("the pulled binary says where it serves")
-        .unwrap();
-    let addr = hello_edge_native::parse_serving_line(&line)
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    PulledServer { addr, child }
-}
-
-impl PulledServer {
-    /// SIGTERM, as Kubernetes sends it: the server drains and exits 0.
-    async fn stop_and_expect_drained(&mut self) {
-        let pid = self.child.id().expect("running").to_string();
-        oci::run(std::process::Command::new("kill").args(["-TERM", &pid]));
-        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .expect("the server exits after SIGTERM")
-            .unwrap();
-        assert!(status.success(), "exit status {status} after SIGTERM");
-    }
+    command.env("HELLO_EDGE_LISTEN", "127.0.0.1:0");
+    NativeBinary::from_command(command).await
 }
 
 fn assert_same_file(got: &Path, want: &Path) {
@@ -287,7 +260,7 @@ fn size(path: &Path) -> u64 {
 /// A fresh directory under target/, removed at the end of a passing run (kept for a look after
 /// a failure).
 fn tempdir(name: &str) -> PathBuf {
-    let dir = oci::root()
+    let dir = root()
         .join("target/deploy-tests/work")
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

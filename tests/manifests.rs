@@ -3,14 +3,12 @@
 //! WorkloadDeployment) against the facts their CRDs state, and every one against what the
 //! server and the images really are: ports, probes, grace periods, image names.
 
-mod oci;
-mod wasm;
-
 use std::path::Path;
 use std::process::Command;
 
-use oci::Image;
 use serde_json::Value;
+use support::oci::Image;
+use support::tools::{self, root};
 
 /// The Kubernetes versions the manifests are validated against: the first with the `sleep`
 /// preStop action on by default (1.30), and the newest the validator bundles.
@@ -42,7 +40,7 @@ fn kubernetes_objects_pass_the_schemas() {
 #[test]
 fn the_validator_refuses_what_a_cluster_would() {
     let out = kubernetes_validate(&["--strict", "--quiet", "-k", "1.28.0"])
-        .arg(oci::root().join("deploy/kubernetes/hello-edge.yaml"))
+        .arg(root().join("deploy/kubernetes/hello-edge.yaml"))
         .output()
         .expect("run kubernetes-validate");
     assert!(!out.status.success(), "1.28 accepted the sleep action");
@@ -291,7 +289,7 @@ fn manifests_name_the_images_the_push_test_produces() {
 
 /// The delay spin.toml bakes into the shim image.
 fn spin_toml_delay_ms() -> u64 {
-    let text = std::fs::read_to_string(oci::root().join("spin.toml")).unwrap();
+    let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let manifest: toml::Table = text.parse().unwrap();
     let delay = manifest["component"]["hello-edge"]["environment"]["HELLO_EDGE_DELAY_MS"]
         .as_str()
@@ -323,7 +321,7 @@ fn validate(file: &str, version: &str) {
     let path = if Path::new(file).is_absolute() {
         Path::new(file).to_path_buf()
     } else {
-        oci::root().join(file)
+        root().join(file)
     };
     let out = kubernetes_validate(&["--strict", "-k", version])
         .arg(&path)
@@ -337,18 +335,10 @@ fn validate(file: &str, version: &str) {
     );
 }
 
-/// `kubernetes-validate` (PyPI, with the Kubernetes schemas bundled), pinned in
-/// deploy/requirements.txt; a missing validator fails the test, saying how to install it.
+/// The pinned `kubernetes-validate` (PyPI, with the Kubernetes schemas bundled) with these
+/// arguments.
 fn kubernetes_validate(args: &[&str]) -> Command {
-    let found = Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        found,
-        "kubernetes-validate is missing: `pip install -r deploy/requirements.txt`"
-    );
-    let mut command = Command::new("kubernetes-validate");
+    let mut command = tools::kubernetes_validate();
     command.args(args);
     command
 }
@@ -361,7 +351,7 @@ struct Manifest {
 
 impl Manifest {
     fn read(file: &'static str) -> Manifest {
-        let text = std::fs::read_to_string(oci::root().join(file))
+        let text = std::fs::read_to_string(root().join(file))
             .unwrap_or_else(|err| panic!("read {file}: {err}"));
         let objects = serde_yaml_ng::Deserializer::from_str(&text)
             .map(|doc| {

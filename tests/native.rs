@@ -1,27 +1,35 @@
-//! The native server (tokio + hyper) against the conformance table, and the lessons that need a
-//! real server: requests overlap, shutdown drains, slow and malformed clients are handled.
+//! The native server (tokio + hyper) against the conformance table, over HTTP/1.1 and HTTP/2,
+//! and the lessons that need a real server: requests overlap, shutdown drains, slow and
+//! malformed clients are handled.
 
-mod conformance;
-
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hello_edge::{Config, Delay};
 use hello_edge_native::{ServerConfig, Shutdown};
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::client::{self, Protocol};
+use support::conformance;
+use support::host::{Host, NativeServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// Every case of the conformance table answers as a user expects, with the default 500 ms delay.
+/// Every case of the conformance table answers as a user expects over HTTP/1.1, with the
+/// default 500 ms delay.
 #[tokio::test]
-async fn conforms_to_the_table() {
-    let server = start_server(ServerConfig::default()).await;
-    let report = conformance::run(server.addr, Duration::from_millis(500)).await;
+async fn conforms_to_the_table_over_http1() {
+    let server = NativeServer::start(ServerConfig::default()).await;
+    let report = conformance::run_on(&server, Protocol::Http1, Duration::from_millis(500)).await;
+    assert!(report.is_empty(), "mismatches:\n{report}");
+}
+
+/// The same table over HTTP/2 (prior knowledge), each case on its own connection.
+#[tokio::test]
+async fn conforms_to_the_table_over_http2() {
+    let server = NativeServer::start(ServerConfig::default()).await;
+    let report = conformance::run_on(&server, Protocol::Http2, Duration::from_millis(500)).await;
     assert!(report.is_empty(), "mismatches:\n{report}");
 }
 
@@ -30,10 +38,10 @@ async fn conforms_to_the_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_overlap() {
     raise_open_file_limit(4096);
-    let server = start_server(ServerConfig::default()).await;
+    let server = NativeServer::start(ServerConfig::default()).await;
 
     conformance::assert_overlap(
-        server.addr,
+        server.addr(),
         1000,
         Duration::from_millis(500),
         Duration::from_secs(3),
@@ -47,14 +55,14 @@ async fn a_thousand_requests_overlap() {
 #[tokio::test]
 async fn shutdown_drains_requests_in_flight() {
     let delay = Duration::from_millis(1000);
-    let server = start_server(ServerConfig {
+    let mut server = NativeServer::start(ServerConfig {
         app: Config::with_delay(Delay::from_millis_str("1000").unwrap()),
         ..ServerConfig::default()
     })
     .await;
 
     // An idle keep-alive connection: one answered request, then nothing.
-    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (mut idle, idle_conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
@@ -65,17 +73,15 @@ async fn shutdown_drains_requests_in_flight() {
     let started = Instant::now();
     let in_flight: Vec<_> = (0..20)
         .map(|i| {
-            let addr = server.addr;
-            tokio::spawn(async move {
-                conformance::send(addr, Method::GET, &format!("/hello/{i}")).await
-            })
+            let addr = server.addr();
+            tokio::spawn(async move { client::get(addr, &format!("/hello/{i}")).await })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    server.stop.send(()).unwrap();
+    server.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let refused = TcpStream::connect(server.addr).await;
+    let refused = TcpStream::connect(server.addr()).await;
     assert!(
         refused.is_err(),
         "a new connection was accepted after shutdown"
@@ -86,10 +92,7 @@ async fn shutdown_drains_requests_in_flight() {
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.text(), format!("<h1>hello, {i}!</h1>"));
     }
-    let outcome = tokio::time::timeout(Duration::from_secs(5), server.handle)
-        .await
-        .expect("server returns after draining")
-        .unwrap();
+    let outcome = server.finished(Duration::from_secs(5)).await;
     assert_eq!(outcome, Shutdown::Drained);
     assert!(started.elapsed() >= delay);
     assert!(
@@ -108,21 +111,18 @@ async fn shutdown_drains_requests_in_flight() {
 /// A request still in flight when the grace period ends is cut off, and `run` says so.
 #[tokio::test]
 async fn shutdown_gives_up_after_the_grace_period() {
-    let server = start_server(ServerConfig {
+    let mut server = NativeServer::start(ServerConfig {
         app: Config::with_delay(Delay::from_millis_str("5000").unwrap()),
         grace: Duration::from_millis(300),
         ..ServerConfig::default()
     })
     .await;
-    let addr = server.addr;
-    let slow = tokio::spawn(async move { conformance::send(addr, Method::GET, "/").await });
+    let addr = server.addr();
+    let slow = tokio::spawn(async move { client::get(addr, "/").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    server.stop.send(()).unwrap();
+    server.shutdown();
 
-    let outcome = tokio::time::timeout(Duration::from_secs(2), server.handle)
-        .await
-        .expect("server returns when the grace period ends")
-        .unwrap();
+    let outcome = server.finished(Duration::from_secs(2)).await;
     assert_eq!(outcome, Shutdown::GraceExpired { aborted: 1 });
     assert!(
         slow.await.unwrap().is_err(),
@@ -134,14 +134,14 @@ async fn shutdown_gives_up_after_the_grace_period() {
 /// the header timeout, and the server keeps serving.
 #[tokio::test]
 async fn slow_clients_are_disconnected() {
-    let server = start_server(ServerConfig {
+    let server = NativeServer::start(ServerConfig {
         header_read_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     })
     .await;
 
     for sent in [&b""[..], b"GET /hello/slow HTTP/1.1\r\nHost: x\r\n"] {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
         stream.write_all(sent).await.unwrap();
         let started = Instant::now();
         let mut buf = Vec::new();
@@ -157,16 +157,14 @@ async fn slow_clients_are_disconnected() {
         assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
     }
 
-    let answer = conformance::send(server.addr, Method::GET, "/hello/after")
-        .await
-        .unwrap();
+    let answer = client::get(server.addr(), "/hello/after").await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
 }
 
 /// Malformed requests get a 400 and the server stays up.
 #[tokio::test]
 async fn malformed_requests_get_400() {
-    let server = start_server(ServerConfig::default()).await;
+    let server = NativeServer::start(ServerConfig::default()).await;
     let malformed: [&[u8]; 4] = [
         b"GARBAGE\r\n\r\n",
         b"GET /hello/<img src=x> HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -174,7 +172,7 @@ async fn malformed_requests_get_400() {
         b"GET /hello/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
     ];
     for request in malformed {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
         stream.write_all(request).await.unwrap();
         let mut buf = Vec::new();
         tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut buf))
@@ -188,21 +186,19 @@ async fn malformed_requests_get_400() {
             String::from_utf8_lossy(request)
         );
     }
-    let answer = conformance::send(server.addr, Method::GET, "/")
-        .await
-        .unwrap();
+    let answer = client::get(server.addr(), "/").await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
 }
 
 /// One keep-alive connection serves several requests in turn.
 #[tokio::test]
 async fn keep_alive_serves_requests_in_turn() {
-    let server = start_server(ServerConfig {
+    let server = NativeServer::start(ServerConfig {
         app: Config::with_delay(Delay::from_millis_str("0").unwrap()),
         ..ServerConfig::default()
     })
     .await;
-    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
@@ -222,8 +218,8 @@ async fn keep_alive_serves_requests_in_turn() {
 /// connection: two delayed requests overlap.
 #[tokio::test]
 async fn http2_clients_are_served() {
-    let server = start_server(ServerConfig::default()).await;
-    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let server = NativeServer::start(ServerConfig::default()).await;
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
@@ -233,7 +229,7 @@ async fn http2_clients_are_served() {
     let started = Instant::now();
     let requests = ["/", "/hello/%E5%BC%A0%E4%B8%89"].map(|path| {
         let mut sender = sender.clone();
-        let request = Request::get(format!("http://{}{path}", server.addr))
+        let request = Request::get(format!("http://{}{path}", server.addr()))
             .body(Empty::<Bytes>::new())
             .unwrap();
         async move {
@@ -258,9 +254,9 @@ async fn http2_clients_are_served() {
 /// its own SETTINGS frame, not an HTTP/1 400.
 #[tokio::test]
 async fn a_split_http2_preface_is_recognised() {
-    let server = start_server(ServerConfig::default()).await;
+    let server = NativeServer::start(ServerConfig::default()).await;
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     stream.write_all(&preface[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream.write_all(&preface[10..]).await.unwrap();
@@ -286,23 +282,6 @@ fn get(path: &str) -> Request<Empty<Bytes>> {
         .header("host", "hello-edge.test")
         .body(Empty::new())
         .unwrap()
-}
-
-/// A server on a free loopback port, with the means to stop it and see how it ended.
-struct TestServer {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    handle: JoinHandle<Shutdown>,
-}
-
-async fn start_server(config: ServerConfig) -> TestServer {
-    let listener = hello_edge_native::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(hello_edge_native::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer { addr, stop, handle }
 }
 
 /// Client and server share this process: 1,000 connections are 2,000 descriptors.

@@ -2,7 +2,7 @@
 //! runs them on a few thousand generated requests; the fuzz target checks the same on
 //! arbitrary bytes.
 
-mod invariants;
+use hello_edge_invariants as invariants;
 
 use hello_edge::{Config, Delay, respond};
 use http::header::{HeaderName, HeaderValue};

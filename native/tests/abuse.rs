@@ -3,19 +3,16 @@
 //! descriptors. Each test proves the server stays up and keeps serving well-behaved clients.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hello_edge::{Config, Delay};
 use hello_edge_native::ServerConfig;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{Method, Request, StatusCode};
+use support::client::{self, Connection, Protocol};
+use support::host::{Host, NativeBinary, NativeServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 /// 1,000 clients that send their headers one byte a second do not keep a well-behaved client
 /// from its answer, which comes in about one delay; the slow ones are cut off at the header
@@ -24,7 +21,7 @@ use tokio::sync::oneshot;
 async fn slow_header_clients_do_not_lock_others_out() {
     raise_open_file_limit(4096);
     let timeout = Duration::from_secs(2);
-    let server = start_server(ServerConfig {
+    let server = NativeServer::start(ServerConfig {
         header_read_timeout: timeout,
         ..ServerConfig::default()
     })
@@ -32,13 +29,13 @@ async fn slow_header_clients_do_not_lock_others_out() {
 
     let started = Instant::now();
     let slow: Vec<_> = (0..1000)
-        .map(|_| tokio::spawn(dribble(server.addr)))
+        .map(|_| tokio::spawn(dribble(server.addr())))
         .collect();
     // Let them all connect and start dribbling.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let asked = Instant::now();
-    let answer = send(server.addr, "/hello/patient").await;
+    let answer = send(server.addr(), "/hello/patient").await;
     let waited = asked.elapsed();
     assert_eq!(answer.0, StatusCode::OK);
     assert_eq!(answer.1, "<h1>hello, patient!</h1>");
@@ -91,16 +88,16 @@ async fn dribble(addr: SocketAddr) -> (usize, Instant) {
 /// up and another HTTP/2 client is served.
 #[tokio::test]
 async fn http2_rapid_reset_leaves_the_server_serving() {
-    let mut server = Binary::start(&[], None).await;
+    let mut server = binary(&[], None).await;
 
-    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (client, connection) = h2::client::handshake(stream).await.unwrap();
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
     let mut opened = 0;
     let burst = async {
         for i in 0..10_000 {
-            let request = Request::get(format!("http://{}/hello/{i}", server.addr))
+            let request = Request::get(format!("http://{}/hello/{i}", server.addr()))
                 .body(())
                 .unwrap();
             match client.send_request(request, true) {
@@ -136,23 +133,15 @@ async fn http2_rapid_reset_leaves_the_server_serving() {
     assert!(ended.is_go_away() || ended.is_io(), "{ended:?}");
 
     // Another client, on HTTP/2, is served as usual.
-    let mut sender = http2_client(server.addr).await;
+    let mut sender = http2_client(server.addr()).await;
     let started = Instant::now();
-    let response = sender
-        .send_request(
-            Request::get(format!("http://{}/hello/after", server.addr))
-                .body(Empty::<Bytes>::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, "<h1>hello, after!</h1>");
+    let answer = sender.send(Method::GET, "/hello/after", &[]).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "<h1>hello, after!</h1>");
     assert!(started.elapsed() < Duration::from_millis(1500));
 
-    assert!(server.is_running());
-    let log = server.stop().await;
+    assert!(server.process().is_running());
+    let (_, log) = server.stop().await;
     // h2's limit on streams reset before they were accepted (20) ended it.
     assert!(
         log.contains("GoAway(") && log.contains("ENHANCE_YOUR_CALM"),
@@ -163,12 +152,12 @@ async fn http2_rapid_reset_leaves_the_server_serving() {
 /// Pipelined HTTP/1.1 requests, written in one go on one connection, are answered in order.
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let server = start_server(ServerConfig {
+    let server = NativeServer::start(ServerConfig {
         app: Config::with_delay(Delay::from_millis_str("50").unwrap()),
         ..ServerConfig::default()
     })
     .await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     let names = ["first", "second", "third", "fourth"];
     let mut pipeline = String::new();
     for name in names {
@@ -201,9 +190,9 @@ async fn pipelined_requests_are_answered_in_order() {
 /// connection closed; one over the core's limits but under that gets the core's 431 page.
 #[tokio::test]
 async fn huge_heads_are_refused_before_they_are_held() {
-    let server = start_server(ServerConfig::default()).await;
+    let server = NativeServer::start(ServerConfig::default()).await;
 
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
         "a".repeat(300 * 1024)
@@ -218,37 +207,31 @@ async fn huge_heads_are_refused_before_they_are_held() {
         "{answer:?}"
     );
 
-    let (status, body) = send_with(server.addr, "/", &[("x-big", "a".repeat(200 * 1024))]).await;
+    let big = [("x-big".to_owned(), "a".repeat(200 * 1024))];
+    let (status, body) = send_with(server.addr(), "/", &big).await;
     assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert!(
         body.contains("a header field larger than 8192 bytes"),
         "{body}"
     );
-    assert_eq!(send(server.addr, "/hello/after").await.0, StatusCode::OK);
+    assert_eq!(send(server.addr(), "/hello/after").await.0, StatusCode::OK);
 }
 
 /// Over HTTP/2, where hyper's HTTP/1 count of 100 fields does not apply, the core's own count
 /// does: 120 small fields get its 431.
 #[tokio::test]
 async fn http2_requests_with_too_many_fields_get_the_core_431() {
-    let server = start_server(ServerConfig::default()).await;
-    let mut sender = http2_client(server.addr).await;
-    let mut request = Request::get(format!("http://{}/", server.addr));
-    for i in 0..120 {
-        request = request.header(format!("x-field-{i}"), "1");
-    }
-    let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-    );
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let server = NativeServer::start(ServerConfig::default()).await;
+    let mut sender = http2_client(server.addr()).await;
+    let fields: Vec<_> = (0..120)
+        .map(|i| (format!("x-field-{i}"), "1".to_owned()))
+        .collect();
+    let answer = sender.send(Method::GET, "/", &fields).await.unwrap();
+    assert_eq!(answer.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert!(
-        String::from_utf8_lossy(&body).contains("more than 100 header fields"),
-        "{body:?}"
+        answer.text().contains("more than 100 header fields"),
+        "{}",
+        answer.text()
     );
 }
 
@@ -257,8 +240,8 @@ async fn http2_requests_with_too_many_fields_get_the_core_431() {
 /// once. The cap is logged once, not once per waiting client.
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_their_turn() {
-    let mut server = Binary::start(&["--max-connections", "2", "--delay-ms", "300"], None).await;
-    let addr = server.addr;
+    let mut server = binary(&["--max-connections", "2", "--delay-ms", "300"], None).await;
+    let addr = server.addr();
 
     // Two clients hold the only two slots, idle after one answer each.
     let mut holders = Vec::new();
@@ -299,7 +282,7 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
     assert!(waited >= Duration::from_millis(800) + Duration::from_millis(300));
     assert!(waited < Duration::from_secs(8), "{waited:?}");
 
-    let log = server.stop().await;
+    let (_, log) = server.stop().await;
     assert_eq!(
         log.matches("connection cap reached").count(),
         1,
@@ -311,8 +294,8 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
 /// the failed accepts (once), stays up, and serves them all once descriptors free up.
 #[tokio::test]
 async fn running_out_of_descriptors_is_survived() {
-    let mut server = Binary::start(&["--header-timeout-secs", "30"], Some(32)).await;
-    let addr = server.addr;
+    let mut server = binary(&["--header-timeout-secs", "30"], Some(32)).await;
+    let addr = server.addr();
 
     // More idle connections than the server has descriptors.
     let mut idle = Vec::new();
@@ -326,7 +309,10 @@ async fn running_out_of_descriptors_is_survived() {
         !patient.is_finished(),
         "served with no descriptor to spare?"
     );
-    assert!(server.is_running(), "the server died out of descriptors");
+    assert!(
+        server.process().is_running(),
+        "the server died out of descriptors"
+    );
 
     drop(idle);
     let (status, body) = tokio::time::timeout(Duration::from_secs(10), patient)
@@ -337,7 +323,7 @@ async fn running_out_of_descriptors_is_survived() {
     assert_eq!(body, "<h1>hello, patient!</h1>");
     assert_eq!(send(addr, "/").await.0, StatusCode::OK);
 
-    let log = server.stop().await;
+    let (_, log) = server.stop().await;
     assert!(log.contains("Too many open files"), "{log}");
     assert!(
         log.matches("accept failed").count() <= 2,
@@ -345,15 +331,25 @@ async fn running_out_of_descriptors_is_survived() {
     );
 }
 
+/// The `hello-edge` binary with these flags, under an open-file limit when given, logging why
+/// each connection ended (`hello_edge_native::server` at debug).
+async fn binary(flags: &[&str], open_files: Option<u32>) -> NativeBinary {
+    let env = [
+        ("RUST_LOG", "hello_edge_native::server=debug"),
+        ("NO_COLOR", "1"),
+    ];
+    NativeBinary::start_with(
+        Path::new(env!("CARGO_BIN_EXE_hello-edge")),
+        flags,
+        &env,
+        open_files,
+    )
+    .await
+}
+
 /// An HTTP/2 connection (prior knowledge) to the server.
-async fn http2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    sender
+async fn http2_client(addr: SocketAddr) -> Connection {
+    Connection::open(addr, Protocol::Http2).await.unwrap()
 }
 
 /// GET `path` on a new HTTP/1.1 connection: the status and the body.
@@ -364,109 +360,12 @@ async fn send(addr: SocketAddr, path: &str) -> (StatusCode, String) {
 async fn send_with(
     addr: SocketAddr,
     path: &str,
-    headers: &[(&str, String)],
+    fields: &[(String, String)],
 ) -> (StatusCode, String) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut request = Request::get(path).header("host", "hello-edge.test");
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+    let answer = client::send(addr, Protocol::Http1, Method::GET, path, fields)
         .await
         .expect("answered");
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// The server in-process on a free loopback port; stopped when dropped.
-struct TestServer {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start_server(config: ServerConfig) -> TestServer {
-    let listener = hello_edge_native::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(hello_edge_native::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    TestServer { addr, _stop: stop }
-}
-
-/// The `hello-edge` binary on a free loopback port, run as a user runs it; killed on drop.
-struct Binary {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Binary {
-    /// Starts the binary with these flags, under an open-file limit when given (through
-    /// util-linux's `prlimit`, soft and hard, so the server cannot raise it). It logs why each
-    /// connection ended (`hello_edge_native::server` at debug).
-    async fn start(flags: &[&str], open_files: Option<u32>) -> Binary {
-        let binary = env!("CARGO_BIN_EXE_hello-edge");
-        let mut command = match open_files {
-            Some(n) => {
-                let mut command = Command::new("prlimit");
-                command.arg(format!("--nofile={n}:{n}")).arg(binary);
-                command
-            }
-            None => Command::new(binary),
-        };
-        let mut child = command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(flags)
-            .env("RUST_LOG", "hello_edge_native::server=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run hello-edge");
-        let addr = serving_addr(&mut child).await;
-        Binary { addr, child }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Stops the server with SIGTERM and returns what it logged.
-    async fn stop(&mut self) -> String {
-        let pid = self.child.id().expect("running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut log = String::new();
-        let mut stderr = self.child.stderr.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(15), stderr.read_to_string(&mut log))
-            .await
-            .expect("the server exits")
-            .unwrap();
-        log
-    }
-}
-
-/// The address a `hello-edge` child prints on its first line, once it listens.
-async fn serving_addr(child: &mut Child) -> SocketAddr {
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
-        .await
-        .expect("hello-edge prints its address")
-        .unwrap();
-    hello_edge_native::parse_serving_line(&line)
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+    (answer.status, answer.text())
 }
 
 /// Client and server share this process: each connection is two descriptors.

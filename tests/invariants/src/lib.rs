@@ -3,14 +3,15 @@
 //! (`fuzz/fuzz_targets/respond.rs`, `cargo fuzz run respond`), which both include this file.
 //!
 //! The expected page is computed here independently of the core: its own percent-decoding and
-//! its own HTML escaping, so a bug in the core's is not mirrored.
-
-#![allow(dead_code)] // Each user takes what it needs.
+//! its own HTML escaping, so a bug in the core's is not mirrored. Only the documented limits are
+//! the core's own constants.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use hello_edge::{Config, Reply};
+use hello_edge::{
+    Config, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_NAME_CHARS, Reply,
+};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 /// The statuses the README documents for a request (500 is for a misconfigured host only).
@@ -128,9 +129,8 @@ pub fn check_response(
 }
 
 /// The page a 200 answer to a GET of `path` must be, if there is one: the index, the health
-/// check, or the greeting
-/// for the decoded name (one path segment, UTF-8, no control character, at most 100
-/// characters), escaped.
+/// check, or the greeting for the decoded name (one path segment, UTF-8, no control character,
+/// at most [`MAX_NAME_CHARS`] characters), escaped.
 pub fn expected_page(path: &str) -> Option<String> {
     if path == "/" {
         return Some("<h1>Index</h1>".to_owned());
@@ -143,7 +143,7 @@ pub fn expected_page(path: &str) -> Option<String> {
         return None;
     }
     let name = percent_decode(raw)?;
-    if name.chars().any(char::is_control) || name.chars().count() > 100 {
+    if name.chars().any(char::is_control) || name.chars().count() > MAX_NAME_CHARS {
         return None;
     }
     Some(format!("<h1>hello, {}!</h1>", escape(&name)))
@@ -206,12 +206,15 @@ fn escape(name: &str) -> String {
     out
 }
 
-/// Whether the header fields break a documented limit: over 100 fields, a field over 8 KiB, or
-/// over 16 KiB in all (each field counted as `name: value` and a line end).
+/// Whether the header fields break a documented limit: over [`MAX_HEADER_FIELDS`] fields, a field
+/// over [`MAX_HEADER_FIELD_BYTES`], or over [`MAX_HEADER_BYTES`] in all (each field counted as
+/// `name: value` and a line end).
 pub fn over_header_limits(headers: &HeaderMap) -> bool {
     let sizes: Vec<usize> = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
         .collect();
-    sizes.len() > 100 || sizes.iter().any(|&s| s > 8192) || sizes.iter().sum::<usize>() > 16384
+    sizes.len() > MAX_HEADER_FIELDS
+        || sizes.iter().any(|&s| s > MAX_HEADER_FIELD_BYTES)
+        || sizes.iter().sum::<usize>() > MAX_HEADER_BYTES
 }

@@ -1,16 +1,13 @@
 //! What the deploy path ships, and the real tools that ship it: the three images and their
 //! names, a CNCF distribution registry on loopback, and the daemonless image tools (buildah,
-//! skopeo, umoci) and `wkg`. A missing tool fails the test with how to install it.
-
-#![allow(dead_code)] // Each test binary uses the part it needs.
+//! skopeo, umoci) and `wash oci`. A missing tool fails the test with how to install it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-// The repository root and free loopback ports, as the wasm tests find them.
-pub use super::wasm::{free_port, root};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::tools::{self, debian};
 
 /// An image the project ships, by repository; every manifest and the push test use these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +16,12 @@ pub enum Image {
     Native,
     /// The WASI 0.2 component with spin.toml, for the Spin shim (deploy/spinkube/Containerfile).
     Spin,
-    /// The WASI 0.2 component as a wasm OCI artifact (`wkg oci push`), for wasmCloud and the shim.
+    /// The WASI 0.2 component as a wasm OCI artifact (`wash oci push`), for wasmCloud and the shim.
     Component,
 }
 
 impl Image {
+    /// Its repository in a registry.
     pub fn repository(self) -> &'static str {
         match self {
             Image::Native => "hello-edge",
@@ -34,55 +32,69 @@ impl Image {
 
     /// `registry/repository:version`, the tag being the workspace's version.
     pub fn reference(self, registry: &str) -> String {
-        format!("{registry}/{}:{}", self.repository(), version())
+        format!(
+            "{registry}/{}:{}",
+            self.repository(),
+            tools::workspace_version()
+        )
     }
 }
 
-/// The workspace's version, which tags every image.
-pub fn version() -> String {
-    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-    let cargo: toml::Table = text.parse().unwrap();
-    cargo["workspace"]["package"]["version"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A CNCF distribution registry (Debian's `docker-registry`) on a free loopback port, storing in
-/// a temporary directory; stopped and removed on drop.
+/// A CNCF distribution registry (Debian's `docker-registry`) on a loopback port it picks and
+/// logs, storing in a temporary directory; stopped and removed on drop.
 pub struct Registry {
+    /// Where it listens.
     pub addr: SocketAddr,
     child: Child,
     dir: PathBuf,
 }
 
 impl Registry {
+    /// Starts a registry that stores under `dir`.
     pub fn start(dir: &Path) -> Registry {
-        let addr = free_port();
         std::fs::create_dir_all(dir.join("storage")).unwrap();
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {addr}\n  secret: hello-edge-test\n",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:0\n  secret: hello-edge-test\n",
                 dir.join("storage").display()
             ),
         )
         .unwrap();
-        let child = tool("docker-registry", "apt-get install docker-registry")
+        let log = dir.join("registry.log");
+        let mut child = debian("docker-registry", "docker-registry")
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start docker-registry");
+        // It logs the port it bound: `msg="listening on 127.0.0.1:PORT"`.
+        let started = Instant::now();
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(|line| {
+                let (_, rest) = line.split_once("msg=\"listening on ")?;
+                rest.split('"').next()?.parse().ok()
+            }) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("docker-registry exited with {status}:\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "docker-registry did not say where it listens:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let registry = Registry {
             addr,
             child,
             dir: dir.to_owned(),
         };
-        let started = Instant::now();
         while registry.get("/v2/").is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
@@ -100,7 +112,11 @@ impl Registry {
 
     /// The digest the registry holds for `repository:tag`, from the distribution API.
     pub fn digest(&self, image: Image) -> String {
-        let path = format!("/v2/{}/manifests/{}", image.repository(), version());
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            image.repository(),
+            tools::workspace_version()
+        );
         let head = self
             .request("HEAD", &path, ACCEPT_MANIFESTS)
             .expect("HEAD manifest");
@@ -162,19 +178,6 @@ fn header(answer: &str, name: &str) -> Option<String> {
     })
 }
 
-/// A command for a tool the deploy path needs; fails, saying how to get it, if it is missing.
-pub fn tool(name: &str, install: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        found,
-        "{name} is missing: `{install}` (`.ci/run` installs it)"
-    );
-    Command::new(name)
-}
-
 /// Runs a command to success and returns its stdout; on failure, panics with its output.
 pub fn run(command: &mut Command) -> String {
     let out = command
@@ -194,7 +197,7 @@ pub fn run(command: &mut Command) -> String {
 /// buildah with its own storage under `dir` (vfs: no overlay mounts needed), so a test touches
 /// nothing of the machine's.
 pub fn buildah(dir: &Path) -> Command {
-    let mut command = tool("buildah", "apt-get install buildah");
+    let mut command = debian("buildah", "buildah");
     command
         .arg("--root")
         .arg(dir.join("storage"))
@@ -204,15 +207,18 @@ pub fn buildah(dir: &Path) -> Command {
     command
 }
 
+/// skopeo, which copies images between registries and layouts.
 pub fn skopeo() -> Command {
-    tool("skopeo", "apt-get install skopeo")
+    debian("skopeo", "skopeo")
 }
 
+/// umoci, which unpacks an OCI layout into a root filesystem.
 pub fn umoci() -> Command {
-    tool("umoci", "apt-get install umoci")
+    debian("umoci", "umoci")
 }
 
-/// The pinned `wkg` (Cargo.toml `[workspace.metadata.tools]`).
-pub fn wkg() -> Command {
-    tool("wkg", "bash .ci/install-tool wkg")
+/// The pinned `wash`, whose `wash oci push` and `wash oci pull` move a component as a wasm OCI
+/// artifact (one `application/wasm` layer).
+pub fn wash() -> Command {
+    Command::new(tools::wash())
 }

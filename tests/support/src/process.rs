@@ -1,0 +1,215 @@
+//! Child processes as the tests run them: stdout and stderr collected as they are written, so a
+//! chatty child never blocks on a full pipe and a test can await a line; signals; killed on drop.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// What a process (or a host) has written so far: stdout and stderr, line by line, in the order
+/// the lines arrived. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    shared: Arc<(Mutex<String>, Notify)>,
+}
+
+impl Log {
+    /// Everything so far.
+    pub fn text(&self) -> String {
+        self.shared.0.lock().unwrap().clone()
+    }
+
+    /// A mark to read from later ([`Log::since`]).
+    pub fn mark(&self) -> usize {
+        self.shared.0.lock().unwrap().len()
+    }
+
+    /// What was written after `mark`.
+    pub fn since(&self, mark: usize) -> String {
+        self.shared.0.lock().unwrap()[mark..].to_owned()
+    }
+
+    /// Adds a line (without its line end).
+    pub fn push(&self, line: &str) {
+        let mut text = self.shared.0.lock().unwrap();
+        text.push_str(line);
+        text.push('\n');
+        drop(text);
+        self.shared.1.notify_waiters();
+    }
+
+    /// Waits until a line for which `find` says `Some` has been written, and returns that.
+    /// `None` after `timeout`.
+    pub async fn find<T>(&self, timeout: Duration, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let search = async {
+            loop {
+                let notified = self.shared.1.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(found) = self.text().lines().find_map(&find) {
+                    return found;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, search).await.ok()
+    }
+}
+
+/// A running child process; killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Child,
+    log: Log,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `command` with no stdin and both outputs collected into its [`Log`]. `name` says
+    /// which process it is in failure messages.
+    pub fn spawn(name: impl Into<String>, command: &mut Command) -> Process {
+        let name = name.into();
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {name} ({command:?}): {err}"));
+        let log = Log::default();
+        let readers = vec![
+            tokio::spawn(collect(child.stdout.take().unwrap(), log.clone())),
+            tokio::spawn(collect(child.stderr.take().unwrap(), log.clone())),
+        ];
+        Process {
+            name,
+            child,
+            log,
+            readers,
+        }
+    }
+
+    /// The process's name, as given to [`Process::spawn`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it has written so far.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits until it writes a line for which `find` says `Some`; panics, with its log, if it
+    /// exits first or `timeout` passes.
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let found = tokio::select! {
+            found = self.log.find(timeout, &find) => found,
+            status = self.child.wait() => {
+                // The last lines may still be on their way.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.await;
+                }
+                panic!(
+                    "{} exited with {} before {what}:\n{}",
+                    self.name,
+                    status.unwrap(),
+                    self.log.text()
+                );
+            }
+        };
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} did not say {what} within {timeout:?}:\n{}",
+                self.name,
+                self.log.text()
+            )
+        })
+    }
+
+    /// Sends it a signal.
+    pub fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("the process is running");
+        kill(Pid::from_raw(pid as i32), signal)
+            .unwrap_or_else(|err| panic!("{signal} to {}: {err}", self.name));
+    }
+
+    /// Sends `signal`, waits up to `timeout` for the process to exit and for the last of its
+    /// output, and returns how it exited; panics, with its log, if it does not.
+    pub async fn stop(&mut self, signal: Signal, timeout: Duration) -> ExitStatus {
+        if self.is_running() {
+            self.signal(signal);
+        }
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not exit within {timeout:?} of {signal}:\n{}",
+                    self.name,
+                    self.log.text()
+                )
+            })
+            .unwrap();
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
+        status
+    }
+
+    /// The CPU time (user and system) it has used so far, from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.child.id().expect("the process is running");
+        cpu_time(pid)
+    }
+}
+
+/// The CPU time (user and system) process `pid` has used so far, from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name, in parentheses, may hold spaces: count the fields after it. utime and
+    // stime are fields 14 and 15 of the whole line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
+}
+
+/// Appends each line of `output` to `log` until it ends.
+async fn collect(output: impl AsyncRead + Unpin, log: Log) {
+    let mut reader = BufReader::new(output);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                log.push(text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}

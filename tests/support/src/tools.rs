@@ -1,0 +1,97 @@
+//! Where the tools beyond Rust are: the pinned ones (`[workspace.metadata.tools]` in the root
+//! Cargo.toml) in `target/tools/bin`, where `cargo xtask setup` installs them, or on the `PATH`
+//! at the pinned version; the Debian ones on the `PATH`. A missing tool fails the test that needs
+//! it, saying how to install it: none is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    // This crate is tests/support.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests/support is two levels below the root")
+}
+
+/// The root Cargo.toml, parsed.
+pub fn workspace_manifest() -> &'static toml::Table {
+    static MANIFEST: OnceLock<toml::Table> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("Cargo.toml")).expect("read Cargo.toml");
+        text.parse().expect("Cargo.toml is TOML")
+    })
+}
+
+/// The version pinned for `tool` in `[workspace.metadata.tools]`.
+pub fn pinned_version(tool: &str) -> &'static str {
+    workspace_manifest()["workspace"]["metadata"]["tools"][tool]["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no version for {tool} in [workspace.metadata.tools]"))
+}
+
+/// The workspace's version, which tags every image.
+pub fn workspace_version() -> &'static str {
+    workspace_manifest()["workspace"]["package"]["version"]
+        .as_str()
+        .expect("[workspace.package] version")
+}
+
+/// Where `cargo xtask setup` puts the tools it installs.
+pub fn tools_dir() -> PathBuf {
+    root().join("target/tools/bin")
+}
+
+/// The pinned wasmtime CLI, for `wasmtime serve`.
+pub fn wasmtime() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| pinned("wasmtime", &["--version"]))
+}
+
+/// The pinned `wash`, wasmCloud's CLI with its host runtime, for `wash dev`.
+pub fn wash() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| pinned("wash", &["--version"]))
+}
+
+/// The pinned `kubernetes-validate`, with the Kubernetes schemas bundled.
+pub fn kubernetes_validate() -> Command {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    Command::new(PATH.get_or_init(|| pinned("kubernetes-validate", &["--version"])))
+}
+
+/// A Debian tool on the `PATH`, from `package`.
+pub fn debian(name: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "{name} is missing: `cargo xtask setup` installs it (Debian's {package})"
+    );
+    Command::new(name)
+}
+
+/// The pinned `tool`: in `target/tools/bin`, else on the `PATH`, if `tool VERSION_ARGS` prints
+/// the pinned version.
+fn pinned(tool: &str, version_args: &[&str]) -> PathBuf {
+    let version = pinned_version(tool);
+    let candidates = [tools_dir().join(tool), PathBuf::from(tool)];
+    for candidate in candidates {
+        let printed = Command::new(&candidate)
+            .args(version_args)
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        if printed.split_whitespace().any(|word| word == version) {
+            return candidate;
+        }
+    }
+    panic!(
+        "{tool} {version} is missing: `cargo xtask setup` installs it into {}",
+        tools_dir().display()
+    );
+}
