@@ -14,12 +14,19 @@
 //! A field's size is counted as HTTP/1.1 sends it, `name: value` and the line end: its name and
 //! value in bytes, plus 4. The request line (method, path) is not counted here: the path has its
 //! own limit, on the name it carries ([`crate::MAX_NAME_CHARS`]).
+//!
+//! The request's authority is one field in the count, whatever form it comes in, and its bytes
+//! are not counted: HTTP/1.1 sends it as `host`, HTTP/2 as the `:authority` pseudo-header, and a
+//! host hands it over either as a field or as the request's authority (`wasmtime serve` passes
+//! `host` to a WASI 0.2 component, not to a WASI 0.3 one). So 100 fields means what hyper, in
+//! front of every host, means on HTTP/1.1: the `host` line and 99 others.
 
 use http::HeaderMap;
+use http::header::HOST;
 
 use crate::RequestError;
 
-/// The most header fields a request may have.
+/// The most header fields a request may have, its authority (`host`) counted as one.
 pub const MAX_HEADER_FIELDS: usize = 100;
 /// The largest one header field may be, in bytes (`name: value` and the line end).
 pub const MAX_HEADER_FIELD_BYTES: usize = 8 * 1024;
@@ -59,11 +66,13 @@ impl std::fmt::Display for HeaderLimit {
 
 /// Checks the header fields of a request against the limits.
 pub fn check_headers(headers: &HeaderMap) -> Result<(), RequestError> {
-    if headers.len() > MAX_HEADER_FIELDS {
+    let fields = || headers.iter().filter(|(name, _)| *name != HOST);
+    // The authority, as a field or not, and every other field.
+    if 1 + fields().count() > MAX_HEADER_FIELDS {
         return Err(RequestError::HeadersTooLarge(HeaderLimit::Fields));
     }
     let mut total = 0;
-    for (name, value) in headers {
+    for (name, value) in fields() {
         let field = name.as_str().len() + value.len() + 4;
         if field > MAX_HEADER_FIELD_BYTES {
             return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
@@ -112,12 +121,32 @@ mod tests {
             Err(RequestError::HeadersTooLarge(HeaderLimit::Field))
         );
 
-        let fields: Vec<_> = (0..MAX_HEADER_FIELDS).map(|_| ("x-n", 1)).collect();
+        // The authority is one of the fields counted, sent as `host` or not.
+        let others = MAX_HEADER_FIELDS - 1;
+        let fields: Vec<_> = (0..others).map(|_| ("x-n", 1)).collect();
         assert_eq!(check_headers(&headers(&fields)), Ok(()));
-        let fields: Vec<_> = (0..=MAX_HEADER_FIELDS).map(|_| ("x-n", 1)).collect();
+        let with_host: Vec<_> = [("host", 14)].into_iter().chain(fields.clone()).collect();
+        assert_eq!(check_headers(&headers(&with_host)), Ok(()));
+        let fields: Vec<_> = (0..=others).map(|_| ("x-n", 1)).collect();
         assert_eq!(
             check_headers(&headers(&fields)),
             Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
+        );
+    }
+
+    #[test]
+    fn the_authority_is_not_counted_in_bytes() {
+        // The fields but `host` are exactly the total: a host that passes `host` on and one
+        // that does not decide alike.
+        let exact = headers(&[("a", 8_000), ("b", 8_000), ("c", 16_384 - 16_010 - 5)]);
+        assert_eq!(check_headers(&exact), Ok(()));
+        let mut with_host = exact.clone();
+        with_host.insert(HOST, http::HeaderValue::from_static("example.com:8000"));
+        assert_eq!(check_headers(&with_host), Ok(()));
+        with_host.insert("d", http::HeaderValue::from_static(""));
+        assert_eq!(
+            check_headers(&with_host),
+            Err(RequestError::HeadersTooLarge(HeaderLimit::Total))
         );
     }
 
