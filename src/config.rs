@@ -8,9 +8,9 @@ pub enum ConfigError {
     /// The delay is not a whole number of milliseconds.
     #[error("delay {0:?} is not a whole number of milliseconds (expected 0 to {max})", max = Delay::MAX_MILLIS)]
     DelayNotANumber(String),
-    /// The delay is a number, but above [`Delay::MAX_MILLIS`].
+    /// The delay is a number, but above [`Delay::MAX_MILLIS`]: the digits as given.
     #[error("delay {0} ms is too long (expected 0 to {max})", max = Delay::MAX_MILLIS)]
-    DelayTooLong(u64),
+    DelayTooLong(String),
 }
 
 /// A configuration variable (from an environment or a host) that holds an invalid value.
@@ -45,9 +45,8 @@ impl Delay {
         }
         match trimmed.parse::<u64>() {
             Ok(ms) if ms <= Self::MAX_MILLIS => Ok(Delay(Duration::from_millis(ms))),
-            Ok(ms) => Err(ConfigError::DelayTooLong(ms)),
-            // Only overflow is left: all digits, more than fit in a u64.
-            Err(_) => Err(ConfigError::DelayTooLong(u64::MAX)),
+            // Too many, or more digits than fit in a u64: say it as it was given.
+            _ => Err(ConfigError::DelayTooLong(trimmed.to_owned())),
         }
     }
 
@@ -140,11 +139,17 @@ mod tests {
     fn refuses_delays_over_a_minute() {
         assert_eq!(
             Delay::from_millis_str("60001"),
-            Err(ConfigError::DelayTooLong(60_001))
+            Err(ConfigError::DelayTooLong("60001".to_owned()))
+        );
+        // Past what a u64 holds, the message still quotes what was typed.
+        let huge = "99999999999999999999999";
+        assert_eq!(
+            Delay::from_millis_str(&format!(" {huge}\n")),
+            Err(ConfigError::DelayTooLong(huge.to_owned()))
         );
         assert_eq!(
-            Delay::from_millis_str("99999999999999999999999"),
-            Err(ConfigError::DelayTooLong(u64::MAX))
+            Delay::from_millis_str(huge).unwrap_err().to_string(),
+            format!("delay {huge} ms is too long (expected 0 to 60000)")
         );
     }
 
