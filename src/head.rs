@@ -66,18 +66,34 @@ impl std::fmt::Display for HeaderLimit {
 
 /// Checks the header fields of a request against the limits.
 pub fn check_headers(headers: &HeaderMap) -> Result<(), RequestError> {
-    let fields = || headers.iter().filter(|(name, _)| *name != HOST);
-    // The authority, as a field or not, and every other field.
-    if 1 + fields().count() > MAX_HEADER_FIELDS {
+    check_fields(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.len())),
+    )
+}
+
+/// Checks header fields given as each one's name and the length of its value, as a host that
+/// has no [`HeaderMap`] hands them over, against the limits.
+pub fn check_fields<'a>(
+    fields: impl IntoIterator<Item = (&'a str, usize)>,
+) -> Result<(), RequestError> {
+    let (mut count, mut largest, mut total) = (1, 0, 0); // The authority, as a field or not.
+    for (name, value) in fields {
+        if name.eq_ignore_ascii_case(HOST.as_str()) {
+            continue;
+        }
+        let field = name.len() + value + 4;
+        count += 1;
+        largest = largest.max(field);
+        total += field;
+    }
+    // The count first, then one field, then all: the first limit a reader meets.
+    if count > MAX_HEADER_FIELDS {
         return Err(RequestError::HeadersTooLarge(HeaderLimit::Fields));
     }
-    let mut total = 0;
-    for (name, value) in fields() {
-        let field = name.as_str().len() + value.len() + 4;
-        if field > MAX_HEADER_FIELD_BYTES {
-            return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
-        }
-        total += field;
+    if largest > MAX_HEADER_FIELD_BYTES {
+        return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
     }
     if total > MAX_HEADER_BYTES {
         return Err(RequestError::HeadersTooLarge(HeaderLimit::Total));

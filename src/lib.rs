@@ -11,7 +11,9 @@
 //!
 //! * [`respond_to`]: the one entry point, from a request to a [`Reply`]
 //!   ([`respond_as_configured`] for hosts whose configuration may be invalid); [`respond`] takes
-//!   the parts it looks at (method, path, header fields) one by one.
+//!   the parts it looks at (method, path, header fields) one by one, and [`respond_to_parts`]
+//!   takes them as plain text, for a host that has no [`http::Request`]. A [`Reply`] gives its
+//!   answer as an [`http::Response`], or as its status, fields and body.
 //! * `route`: which route a path names ([`Route`]) and how a name is decoded ([`decode_name`]).
 //! * `head`: the limits on header fields ([`check_headers`]), the same on every host.
 //! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
@@ -38,17 +40,15 @@ mod route;
 pub use config::{Config, ConfigError, Delay, VarError};
 pub use error::RequestError;
 pub use head::{
-    HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, check_headers,
+    HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, check_fields,
+    check_headers,
 };
 pub use route::{HEALTH_PATH, MAX_NAME_CHARS, Route, decode_name};
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{
-    ALLOW, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
-    X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::{ALLOW, CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 /// The content type of every answer.
@@ -58,6 +58,21 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD";
 /// The content security policy of every answer: the pages load nothing (no scripts, styles or
 /// images), so a browser may load nothing for them, whatever a name holds.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'";
+
+/// The fields every answer carries, with their values; each answer adds its `content-length`,
+/// and a 405 its `allow`.
+const EVERY_ANSWER: [(&str, &str); 3] = [
+    ("content-type", TEXT_HTML),
+    ("x-content-type-options", "nosniff"),
+    ("content-security-policy", CONTENT_SECURITY_POLICY_VALUE),
+];
+
+/// The names of [`EVERY_ANSWER`], made once, for [`Reply::into_response`].
+const EVERY_ANSWER_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static(EVERY_ANSWER[0].0),
+    HeaderName::from_static(EVERY_ANSWER[1].0),
+    HeaderName::from_static(EVERY_ANSWER[2].0),
+];
 
 /// An answer decided by the core: the status and page to send, and how long to wait first.
 ///
@@ -105,23 +120,36 @@ impl Reply {
         self.status
     }
 
-    /// The response to send once the delay has passed: the status, the headers every answer
-    /// carries, and the page (no body for `HEAD`, which keeps the page's `content-length`, as
-    /// RFC 9110 §9.3.2 allows).
+    /// The header fields of the answer, each once, as names and values: the ones every answer
+    /// carries, its `content-length` (the page's, also for `HEAD`), and `allow` on a 405.
+    /// [`Reply::into_response`] sends exactly these.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, std::borrow::Cow<'static, str>)> {
+        let every = EVERY_ANSWER
+            .iter()
+            .map(|(name, value)| (*name, (*value).into()));
+        let length = ("content-length", self.page.len().to_string().into());
+        let allow = self.allow.then(|| ("allow", ALLOWED_METHODS.into()));
+        every.chain(std::iter::once(length)).chain(allow)
+    }
+
+    /// The body of the answer: the page, or nothing for `HEAD` (which keeps the page's
+    /// `content-length`, as RFC 9110 §9.3.2 allows).
+    pub fn body(&self) -> &Bytes {
+        static NONE: Bytes = Bytes::new();
+        if self.head { &NONE } else { &self.page }
+    }
+
+    /// The response to send once the delay has passed: the status, the [fields](Reply::fields)
+    /// and the [body](Reply::body).
     pub fn into_response(self) -> Response<Bytes> {
-        let length = self.page.len();
-        let body = if self.head { Bytes::new() } else { self.page };
-        let mut response = Response::new(body);
+        let mut response = Response::new(self.body().clone());
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.reserve(5);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_HTML));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
-        );
+        for (name, (_, value)) in EVERY_ANSWER_NAMES.into_iter().zip(EVERY_ANSWER) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.page.len()));
         if self.allow {
             headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
@@ -154,6 +182,24 @@ pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Req
     }
 }
 
+/// Like [`respond_as_configured`], for a host that hands a request over as plain parts rather
+/// than an [`http::Request`] (a WASI 0.2 component): the method, the request target as sent
+/// (the path and the query, which is ignored), and each header field as its name and the length
+/// of its value.
+pub fn respond_to_parts<'a>(
+    config: &Result<Config, VarError>,
+    method: &Method,
+    target: &str,
+    fields: impl IntoIterator<Item = (&'a str, usize)>,
+) -> Reply {
+    let config = match config {
+        Ok(config) => config,
+        Err(err) => return Reply::error(&RequestError::Misconfigured(err.clone()), method),
+    };
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
+    decide(config, method, path, check_fields(fields))
+}
+
 /// Decides the answer to a request from its method, its path (without the query) and its header
 /// fields.
 ///
@@ -161,7 +207,12 @@ pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Req
 /// and `HEAD` on `/` and `/hello/{name}` answer 200 after `config.delay`; everything else
 /// answers at once with the error status the [`RequestError`] names.
 pub fn respond(config: &Config, method: &Method, path: &str, headers: &HeaderMap) -> Reply {
-    match check_headers(headers).and_then(|()| page(method, path)) {
+    decide(config, method, path, check_headers(headers))
+}
+
+/// The answer, once the header fields are checked.
+fn decide(config: &Config, method: &Method, path: &str, fields: Result<(), RequestError>) -> Reply {
+    match fields.and_then(|()| page(method, path)) {
         Ok(Page { body, waits }) => Reply {
             delay: if waits {
                 config.delay.as_duration()
@@ -420,6 +471,50 @@ mod tests {
         let reply = respond_to(&Config::default(), &request);
         assert_eq!(reply.response().status(), StatusCode::OK);
         assert!(reply.response().body().is_empty());
+    }
+
+    #[test]
+    fn plain_parts_are_answered_as_a_request_is() {
+        let config = Ok(Config::default());
+        let fields = [("host", 14), ("user-agent", 10)];
+        for (method, target) in [
+            (Method::GET, "/hello/there?x=1"),
+            (Method::HEAD, "/"),
+            (Method::POST, "/"),
+            (Method::GET, "/nope?a=b"),
+        ] {
+            let parts = respond_to_parts(&config, &method, target, fields);
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(target)
+                .body(())
+                .unwrap();
+            let whole = respond_as_configured(&config, &request);
+            assert_eq!(parts.response().status(), whole.response().status());
+            assert_eq!(parts.response().headers(), whole.response().headers());
+            assert_eq!(parts.response().body(), whole.response().body());
+            assert_eq!(parts.delay, whole.delay);
+        }
+        let big = [("x-big", MAX_HEADER_FIELD_BYTES)];
+        let reply = respond_to_parts(&config, &Method::GET, "/", big);
+        assert_eq!(reply.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let misconfigured = Config::from_lookup(|_| Some("soon".into()));
+        let reply = respond_to_parts(&misconfigured, &Method::GET, "/", []);
+        assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn the_fields_are_the_response_headers() {
+        for (method, path) in [(Method::GET, "/"), (Method::HEAD, "/"), (Method::POST, "/")] {
+            let reply = call(&method, path);
+            let response = reply.response();
+            let fields: Vec<_> = reply.fields().collect();
+            assert_eq!(fields.len(), response.headers().len(), "{method} {path}");
+            for (name, value) in fields {
+                assert_eq!(response.headers()[name], value.as_ref(), "{method} {path}");
+            }
+            assert_eq!(reply.body(), response.body());
+        }
     }
 
     #[test]
