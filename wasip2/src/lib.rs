@@ -1,5 +1,6 @@
 //! The hello-edge component for WASI 0.2 hosts: the routing core behind
-//! `wasi:http/incoming-handler@0.2`, through [wstd](https://docs.rs/wstd).
+//! `wasi:http/incoming-handler@0.2`, on the WASI 0.2 bindings themselves (the
+//! [`wasip2`](https://docs.rs/wasip2) crate).
 //!
 //! WASI 0.2 is the world every wasm HTTP host serves today: Spin 2.x to 4.x (and the SpinKube
 //! shim), Spin-based clouds, wasmCloud and `wasmtime serve`. Such a host makes an instance for
@@ -7,8 +8,15 @@
 //! ([`hello_edge::respond_as_configured`]) for the answer, waits the delay on a
 //! `wasi:clocks/monotonic-clock` pollable (the host parks the instance; no thread and no
 //! spinning), and sends the response. It makes no routing, escaping, limit or status decision of
-//! its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin and on `wasmtime serve`
-//! alike.
+//! its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin, wasmCloud and
+//! `wasmtime serve` alike.
+//!
+//! Every exchange ends quietly, as a host's log should show it:
+//!
+//! * An answer without a body (HEAD) opens no body: the host sends the head as it is, with the
+//!   `content-length` of the GET, and has no body to check against that length.
+//! * A client that leaves before its answer is a normal end: the write fails, the component
+//!   drops the body and returns, and logs nothing.
 //!
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the core),
 //! as in the WASI 0.3 component beside it (`wasip3/`).
@@ -18,17 +26,97 @@
 
 use std::sync::OnceLock;
 
-use hello_edge::{Config, VarError};
-use wstd::http::{Body, Error, Request, Response};
+use hello_edge::{Config, Reply, VarError};
+use wasip2::clocks::monotonic_clock;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
-/// Answers one request: the core decides, the host's clock waits.
-#[wstd::http_server]
-async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let reply = hello_edge::respond_as_configured(config(), &request);
-    if !reply.delay.is_zero() {
-        wstd::task::sleep(reply.delay.into()).await;
+/// The component: one request in, one response out.
+struct Component;
+
+wasip2::http::proxy::export!(Component);
+
+impl wasip2::exports::http::incoming_handler::Guest for Component {
+    /// Answers one request: the core decides, the host's clock waits.
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let target = request.path_with_query().unwrap_or_default();
+        let fields = request.headers().entries();
+        let reply = hello_edge::respond_to_parts(
+            config(),
+            &method(request.method()),
+            &target,
+            fields
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.len())),
+        );
+        drop(request);
+        if !reply.delay.is_zero() {
+            let nanos = u64::try_from(reply.delay.as_nanos()).unwrap_or(u64::MAX);
+            monotonic_clock::subscribe_duration(nanos).block();
+        }
+        send(&reply, out);
     }
-    Ok(reply.into_response().map(Body::from))
+}
+
+/// The method as the core knows it.
+fn method(method: Method) -> http::Method {
+    match method {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Connect => http::Method::CONNECT,
+        Method::Options => http::Method::OPTIONS,
+        Method::Trace => http::Method::TRACE,
+        Method::Patch => http::Method::PATCH,
+        // The host's parser accepted it as a token, so it is one; the core refuses it as it
+        // refuses any other method it does not answer.
+        Method::Other(other) => {
+            http::Method::from_bytes(other.as_bytes()).unwrap_or(http::Method::OPTIONS)
+        }
+    }
+}
+
+/// Sends the answer: the head at once, then the body, if it has one. A client that has left
+/// makes a write fail: the body is dropped unfinished, and the exchange ends there.
+fn send(reply: &Reply, out: ResponseOutparam) {
+    let fields: Vec<_> = reply
+        .fields()
+        .map(|(name, value)| (name.to_owned(), value.into_owned().into_bytes()))
+        .collect();
+    let Ok(headers) = Fields::from_list(&fields) else {
+        let why = "the host refused the answer's header fields".to_owned();
+        ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(why))));
+        return;
+    };
+    let head = OutgoingResponse::new(headers);
+    // Every status the core gives is a valid one.
+    let _ = head.set_status_code(reply.status().as_u16());
+    let page = reply.body();
+    if page.is_empty() {
+        // HEAD: the head keeps the GET's content-length, and there is no body to open, so the
+        // host has none to check against it.
+        ResponseOutparam::set(out, Ok(head));
+        return;
+    }
+    let Ok(body) = head.body() else {
+        let why = "the host gave the answer no body".to_owned();
+        ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(why))));
+        return;
+    };
+    ResponseOutparam::set(out, Ok(head));
+    let written = match body.write() {
+        // A blocking write takes at most 4,096 bytes at a time.
+        Ok(stream) => page
+            .chunks(4096)
+            .all(|chunk| stream.blocking_write_and_flush(chunk).is_ok()),
+        Err(()) => false,
+    };
+    if written {
+        let _ = OutgoingBody::finish(body, None);
+    }
 }
 
 /// The configuration, read from the environment once per instance. A WASI 0.2 host makes an
