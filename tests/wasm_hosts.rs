@@ -10,7 +10,7 @@ use http::StatusCode;
 use support::client::{self, Protocol};
 use support::component::{COMPONENTS, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{ComponentHost, Wasmtime, guest_failures};
+use support::host::{ComponentHost, Host, Wash, Wasmtime, guest_failures};
 
 /// The delay every host is configured with unless a test says otherwise: the default.
 const DELAY: Duration = Duration::from_millis(500);
@@ -68,6 +68,7 @@ macro_rules! host_tests {
 host_tests! {
     hosts: [
         wasmtime: Wasmtime,
+        wash: Wash,
     ],
     components: [
         wasip2: WASIP2,
@@ -141,6 +142,45 @@ async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
         "{label}'s log: {log}"
     );
     assert_clean(&label, &log);
+}
+
+/// On wasmCloud, with the dev config's instance pool, 1,000 requests at once are all answered
+/// in about one delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_overlap_on_wasmcloud() {
+    let host = Wash::serve(&WASIP2.wasm(), &[]).await;
+    conformance::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
+    let label = host.label();
+    assert_clean(&label, &host.stop().await);
+}
+
+/// Without the dev config's pool settings, wasmCloud's runtime holds 1,000 core instances, three
+/// to a waiting WASI 0.2 request: of 1,000 requests at once, most are refused with a 500 and the
+/// host logs why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_pool_settings_wasmcloud_refuses_most_of_a_thousand() {
+    let pool = [
+        "WASMTIME_POOLING_TOTAL_COMPONENT_INSTANCES",
+        "WASMTIME_POOLING_TOTAL_CORE_INSTANCES",
+        "WASMTIME_POOLING_TOTAL_MEMORIES",
+        "WASMTIME_POOLING_TOTAL_TABLES",
+        "WASMTIME_POOLING_TOTAL_STACKS",
+        "WASMTIME_POOLING_MAX_MEMORY_SIZE",
+    ];
+    let host = Wash::serve_without(&WASIP2.wasm(), &[], &pool).await;
+    let statuses = conformance::statuses_at_once(host.addr(), 1000).await;
+    let ok = statuses
+        .iter()
+        .filter(|s| **s == Some(StatusCode::OK))
+        .count();
+    let log = host.stop().await;
+    eprintln!("without the pool settings: {ok} of 1,000 answered 200");
+    assert!(ok < 500, "{ok} of 1,000 answered 200 with the default pool");
+    assert!(
+        log.contains("maximum concurrent limit of 1000 for core instances reached")
+            || log.contains("failed to invoke component"),
+        "{log}"
+    );
 }
 
 /// A host's whole log holds no guest failure.

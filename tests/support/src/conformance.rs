@@ -564,20 +564,15 @@ pub async fn leave_early(host: &impl Host, count: usize, delay: Duration) -> Rep
     report
 }
 
-/// The seed's lesson on any host: `count` clients, each on its own HTTP/1.1 connection, ask
-/// `/hello/{i}` all at once of a server that waits `delay` before each answer. Every one must
-/// get its own greeting, and together they must take about one delay: at least `delay`, under
-/// `limit`. Returns the wall time, from the moment the requests are released.
-///
-/// The connections are opened first, at most 50 connecting at a time, so the figure is the
+/// `count` clients, each on its own HTTP/1.1 connection, ask `/hello/{i}` all at once. The
+/// connections are opened first, at most 50 connecting at a time, so what is measured is the
 /// overlap of the waits, not the host's listen backlog (`wasmtime serve` keeps 100; more
-/// simultaneous connects are dropped and retried by TCP a second later).
-pub async fn assert_overlap(
+/// simultaneous connects are dropped and retried by TCP a second later). Returns when the
+/// requests were released, and each one's answer with when it ended.
+async fn at_once(
     addr: SocketAddr,
     count: usize,
-    delay: Duration,
-    limit: Duration,
-) -> Duration {
+) -> (Instant, Vec<Result<(usize, Answer, Instant), String>>) {
     let connecting = Arc::new(tokio::sync::Semaphore::new(50));
     let release = Arc::new(tokio::sync::Barrier::new(count + 1));
     let mut requests = tokio::task::JoinSet::new();
@@ -596,8 +591,29 @@ pub async fn assert_overlap(
     }
     release.wait().await;
     let started = Instant::now();
-    let answers = requests.join_all().await;
+    (started, requests.join_all().await)
+}
 
+/// The status of each of `count` requests sent at once ([`at_once`]), `None` for no answer.
+pub async fn statuses_at_once(addr: SocketAddr, count: usize) -> Vec<Option<StatusCode>> {
+    let (_, answers) = at_once(addr, count).await;
+    answers
+        .into_iter()
+        .map(|answer| answer.ok().map(|(_, answer, _)| answer.status))
+        .collect()
+}
+
+/// The seed's lesson on any host: `count` clients ask `/hello/{i}` all at once ([`at_once`]) of
+/// a server that waits `delay` before each answer. Every one must get its own greeting, and
+/// together they must take about one delay: at least `delay`, under `limit`. Returns the wall
+/// time, from the moment the requests are released.
+pub async fn assert_overlap(
+    addr: SocketAddr,
+    count: usize,
+    delay: Duration,
+    limit: Duration,
+) -> Duration {
+    let (started, answers) = at_once(addr, count).await;
     let mut last = started;
     let mut failed = Vec::new();
     for answer in &answers {

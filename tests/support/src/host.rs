@@ -5,6 +5,7 @@
 //! * [`NativeServer`]: the native server in this process, on a listener bound here.
 //! * [`NativeBinary`]: the `hello-edge` binary, as a user runs it.
 //! * [`Wasmtime`]: a component under the pinned `wasmtime serve`.
+//! * [`Wash`]: a component under wasmCloud's runtime, the pinned `wash dev`.
 //!
 //! A wasm host is a [`ComponentHost`]: it starts a [`Component`] with an environment. Adding
 //! one is an implementation of that trait and a line in the host list of `tests/wasm_hosts.rs`.
@@ -24,6 +25,8 @@ use crate::client;
 use crate::component::Component;
 use crate::process::{Log, Process};
 use crate::tools;
+
+pub use crate::wash::Wash;
 
 /// What every host under test offers.
 pub trait Host {

@@ -17,3 +17,4 @@ pub mod host;
 pub mod oci;
 pub mod process;
 pub mod tools;
+mod wash;

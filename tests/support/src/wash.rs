@@ -1,0 +1,155 @@
+//! A component under wasmCloud's runtime: the pinned `wash dev`, serving the component the tests
+//! built, with the repository's own dev config (`.wash/config.yaml`): its host environment
+//! (the instance pool) and its component environment, the latter replaced by the test's.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_yaml_ng::{Mapping, Value};
+use tokio::process::Command;
+
+use crate::component::Component;
+use crate::host::{ComponentHost, Host, wait_until_ready};
+use crate::process::{Log, Process};
+use crate::tools::{self, root};
+
+/// `wash dev` serving a component on a loopback port it picks and logs; killed on drop, its
+/// project directory removed.
+pub struct Wash {
+    addr: SocketAddr,
+    process: Process,
+    label: String,
+    dir: PathBuf,
+}
+
+impl Wash {
+    /// Serves `wasm` with these component environment variables, under the repository's dev
+    /// config.
+    pub async fn serve(wasm: &Path, env: &[(&str, &str)]) -> Wash {
+        Self::serve_without(wasm, env, &[]).await
+    }
+
+    /// Like [`Wash::serve`], with these variables left out of the dev config's host
+    /// environment (`dev.environment`), to see what they do.
+    pub async fn serve_without(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Wash {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let dir = root().join("target/wash-tests").join(format!(
+            "{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(dir.join(".wash")).unwrap();
+        std::fs::write(
+            dir.join(".wash/config.yaml"),
+            serde_yaml_ng::to_string(&dev_config(wasm, env, without)).unwrap(),
+        )
+        .unwrap();
+
+        // The host caps its HTTP connections at a quarter of its open-file limit: give it all
+        // it may have.
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        let mut command = Command::new(tools::wash());
+        command
+            .arg("-C")
+            .arg(&dir)
+            .args(["dev", "--non-interactive"])
+            .current_dir(&dir);
+        let label = format!(
+            "wash dev {}, {}",
+            tools::pinned_version("wash"),
+            wasm.file_name().unwrap().to_string_lossy()
+        );
+        let mut process = Process::spawn(label.clone(), &mut command);
+        // "HTTP server listening addr=127.0.0.1:PORT" comes first, with the port it bound;
+        // "listening for HTTP requests" once the component is deployed.
+        let addr = process
+            .wait_for("where it listens", Duration::from_secs(30), |line| {
+                let (_, rest) = line.split_once("HTTP server listening addr=")?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .await;
+        process
+            .wait_for(
+                "that the component is deployed",
+                Duration::from_secs(60),
+                |line| line.contains("listening for HTTP requests").then_some(()),
+            )
+            .await;
+        wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
+        Wash {
+            addr,
+            process,
+            label,
+            dir,
+        }
+    }
+
+    /// The process, to look at or signal.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// The repository's `.wash/config.yaml`, made to serve `wasm` as it is (no build) on port 0 of
+/// loopback, with `env` as the component's environment and without the host variables named.
+fn dev_config(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Value {
+    let text =
+        std::fs::read_to_string(root().join(".wash/config.yaml")).expect("read .wash/config.yaml");
+    let mut config: Value = serde_yaml_ng::from_str(&text).expect(".wash/config.yaml is YAML");
+    config["build"]["command"] = "true".into();
+    config["build"]["component_path"] = wasm.to_string_lossy().into_owned().into();
+    config["dev"]["address"] = "127.0.0.1:0".into();
+    if let Some(host_env) = config["dev"]["environment"].as_mapping_mut() {
+        for name in without {
+            assert!(
+                host_env.remove(*name).is_some(),
+                "{name} is not in .wash/config.yaml's dev.environment"
+            );
+        }
+    }
+    let component_env: Mapping = env
+        .iter()
+        .map(|(name, value)| ((*name).into(), (*value).into()))
+        .collect();
+    config["workload"]["environment"]["config"] = component_env.into();
+    config
+}
+
+impl Drop for Wash {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Host for Wash {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn log(&self) -> Log {
+        self.process.log().clone()
+    }
+}
+
+impl ComponentHost for Wash {
+    const NAME: &'static str = "wash dev";
+
+    async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
+        Wash::serve(&component.wasm(), env).await
+    }
+
+    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
+    async fn stop(mut self) -> String {
+        self.process
+            .stop(Signal::SIGTERM, Duration::from_secs(20))
+            .await;
+        self.process.log().text()
+    }
+}
