@@ -89,6 +89,8 @@ pub struct Reply {
     head: bool,
     /// Whether the answer lists the allowed methods (405).
     allow: bool,
+    /// The route the path named, if any.
+    route: Option<route::RouteKind>,
 }
 
 impl Reply {
@@ -112,7 +114,15 @@ impl Reply {
             page: Bytes::from(page),
             head: method == Method::HEAD,
             allow: matches!(err, RequestError::MethodNotAllowed),
+            route: None,
         }
+    }
+
+    /// The route the request's path named (`index`, `hello`, `healthz`), whatever the status,
+    /// or `None` when it named none or was refused before routing (431): what a host labels
+    /// its metrics with.
+    pub fn route(&self) -> Option<&'static str> {
+        self.route.map(route::RouteKind::name)
     }
 
     /// The status of the answer.
@@ -212,7 +222,12 @@ pub fn respond(config: &Config, method: &Method, path: &str, headers: &HeaderMap
 
 /// The answer, once the header fields are checked.
 fn decide(config: &Config, method: &Method, path: &str, fields: Result<(), RequestError>) -> Reply {
-    match fields.and_then(|()| page(method, path)) {
+    let route = fields
+        .as_ref()
+        .ok()
+        .and_then(|()| Route::from_path(path).ok())
+        .map(|route| route.kind());
+    let mut reply = match fields.and_then(|()| page(method, path)) {
         Ok(Page { body, waits }) => Reply {
             delay: if waits {
                 config.delay.as_duration()
@@ -223,9 +238,12 @@ fn decide(config: &Config, method: &Method, path: &str, fields: Result<(), Reque
             page: body,
             head: method == Method::HEAD,
             allow: false,
+            route: None,
         },
         Err(err) => Reply::error(&err, method),
-    }
+    };
+    reply.route = route;
+    reply
 }
 
 /// A successful answer's body, and whether it waits the configured delay.
@@ -501,6 +519,21 @@ mod tests {
         let misconfigured = Config::from_lookup(|_| Some("soon".into()));
         let reply = respond_to_parts(&misconfigured, &Method::GET, "/", []);
         assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_reply_names_its_route() {
+        assert_eq!(get("/").route(), Some("index"));
+        assert_eq!(get("/hello/x").route(), Some("hello"));
+        assert_eq!(get("/hello/%ZZ").route(), Some("hello"));
+        assert_eq!(call(&Method::POST, "/healthz").route(), Some("healthz"));
+        assert_eq!(get("/nope").route(), None);
+        let mut big = HeaderMap::new();
+        big.insert("x-big", HeaderValue::from_str(&"a".repeat(9_000)).unwrap());
+        assert_eq!(
+            respond(&Config::default(), &Method::GET, "/", &big).route(),
+            None
+        );
     }
 
     #[test]

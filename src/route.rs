@@ -22,7 +22,40 @@ pub enum Route<'a> {
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
 
+/// Which route, without the name a hello path carries: one byte, for what a
+/// [`Reply`](crate::Reply) keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteKind {
+    Index,
+    Hello,
+    Health,
+}
+
+impl RouteKind {
+    /// The route's name: `index`, `hello` or `healthz`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RouteKind::Index => "index",
+            RouteKind::Hello => "hello",
+            RouteKind::Health => "healthz",
+        }
+    }
+}
+
 impl<'a> Route<'a> {
+    /// The route's name, as a host labels what it served: `index`, `hello` or `healthz`.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    pub(crate) fn kind(&self) -> RouteKind {
+        match self {
+            Route::Index => RouteKind::Index,
+            Route::Hello(_) => RouteKind::Hello,
+            Route::Health => RouteKind::Health,
+        }
+    }
+
     /// Matches a request path (without its query) to a route.
     ///
     /// Paths match exactly: `/hello/{name}` takes one non-empty segment, so `/hello/`,
@@ -85,6 +118,15 @@ mod tests {
         assert_eq!(Route::from_path("/healthz"), Ok(Route::Health));
         assert_eq!(Route::from_path("/hello/world"), Ok(Route::Hello("world")));
         assert_eq!(Route::from_path("/hello/a%2Fb"), Ok(Route::Hello("a%2Fb")));
+    }
+
+    #[test]
+    fn each_route_has_a_name() {
+        let names: Vec<_> = ["/", "/hello/x", "/healthz"]
+            .iter()
+            .map(|path| Route::from_path(path).unwrap().name())
+            .collect();
+        assert_eq!(names, ["index", "hello", "healthz"]);
     }
 
     #[test]
