@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hello_edge::{Config, Delay};
 use hello_edge_native::{ServerConfig, Shutdown};
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::client::{self, Protocol};
+use support::client::{self, Connection, Protocol};
 use support::conformance;
 use support::host::{Host, NativeServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,6 +128,143 @@ async fn shutdown_gives_up_after_the_grace_period() {
         slow.await.unwrap().is_err(),
         "the cut-off request got no answer"
     );
+}
+
+/// With a grace period of 0, shutdown cuts off a request in flight at once and says so, and an
+/// idle keep-alive connection, which loses nothing, does not count as cut off.
+#[tokio::test]
+async fn shutdown_with_no_grace_cuts_off_at_once() {
+    let no_grace = ServerConfig {
+        app: Config::with_delay(Delay::from_millis_str("5000").unwrap()),
+        grace: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+
+    // Only an idle keep-alive connection: nothing is cut off.
+    let mut server = NativeServer::start(no_grace).await;
+    let mut idle = Connection::open(server.addr(), Protocol::Http1)
+        .await
+        .unwrap();
+    let answer = idle.send(Method::GET, "/healthz", &[]).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    server.shutdown();
+    let outcome = server.finished(Duration::from_secs(2)).await;
+    assert_eq!(outcome, Shutdown::Drained);
+
+    // A request in flight: cut off at once, and counted.
+    let mut server = NativeServer::start(no_grace).await;
+    let addr = server.addr();
+    let slow = tokio::spawn(async move { client::get(addr, "/hello/slow").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = Instant::now();
+    server.shutdown();
+    let outcome = server.finished(Duration::from_secs(2)).await;
+    assert_eq!(outcome, Shutdown::GraceExpired { aborted: 1 });
+    let cut = slow.await.unwrap();
+    assert!(cut.is_err(), "the cut-off request got an answer: {cut:?}");
+    // It is cut at once, not after the 1 s the server gives closed sockets to go.
+    assert!(
+        stopped.elapsed() < Duration::from_millis(500),
+        "cut off {:?} after shutdown",
+        stopped.elapsed()
+    );
+}
+
+/// The admin listener's `/metrics` counts exactly what was sent: requests by route and status,
+/// their latency, the connections open; and it answers its liveness route.
+#[tokio::test]
+async fn metrics_count_exactly_the_requests_sent() {
+    let mut server = NativeServer::start_with_admin(ServerConfig {
+        app: Config::with_delay(Delay::from_millis_str("20").unwrap()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let admin = server.admin_addr().unwrap();
+    let live = client::get(admin, "/healthz").await.unwrap();
+    assert_eq!(
+        (live.status, live.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+
+    let before = Scrape::take(admin).await;
+    for path in [
+        "/hello/a",
+        "/hello/b",
+        "/hello/c",
+        "/nope",
+        "/nope",
+        "/hello/%ZZ",
+    ] {
+        client::get(server.addr(), path).await.unwrap();
+    }
+    client::send(server.addr(), Protocol::Http1, Method::POST, "/", &[])
+        .await
+        .unwrap();
+    let after = Scrape::take(admin).await;
+
+    let moved = |series: &str| after.value(series) - before.value(series);
+    assert_eq!(
+        moved(r#"hello_edge_requests_total{route="hello",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        moved(r#"hello_edge_requests_total{route="none",status="404"}"#),
+        2.0
+    );
+    assert_eq!(
+        moved(r#"hello_edge_requests_total{route="hello",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        moved(r#"hello_edge_requests_total{route="index",status="405"}"#),
+        1.0
+    );
+    assert_eq!(moved("hello_edge_request_duration_seconds_count"), 7.0);
+    // The three greetings waited 20 ms each; the refusals did not wait.
+    let waited = moved("hello_edge_request_duration_seconds_sum");
+    assert!((0.06..1.0).contains(&waited), "{waited} s in all");
+    assert_eq!(after.value("hello_edge_requests_in_flight"), 0.0);
+    assert_eq!(after.value("hello_edge_requests_cut_off_total"), 0.0);
+    assert_eq!(after.value("hello_edge_accept_errors_total"), 0.0);
+
+    // A connection held open shows.
+    let mut held = Connection::open(server.addr(), Protocol::Http1)
+        .await
+        .unwrap();
+    held.send(Method::GET, "/healthz", &[]).await.unwrap();
+    let open = Scrape::take(admin)
+        .await
+        .value("hello_edge_connections_open");
+    assert_eq!(open, 1.0);
+    drop(held);
+    server.shutdown();
+}
+
+/// The text of one `/metrics` scrape.
+struct Scrape(String);
+
+impl Scrape {
+    async fn take(admin: std::net::SocketAddr) -> Scrape {
+        let answer = client::get(admin, "/metrics").await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(
+            answer
+                .one("content-type")
+                .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+            "{:?}",
+            answer.headers
+        );
+        assert!(answer.text().ends_with("# EOF\n"), "{}", answer.text());
+        Scrape(answer.text())
+    }
+
+    /// The value of one series (name and labels as written), 0 when it is not there yet.
+    fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
+    }
 }
 
 /// A client that connects and sends nothing, or sends half its headers, is disconnected after

@@ -7,11 +7,15 @@
 //!
 //! * [`server`]: [`server::run`] serves an already-bound listener until a shutdown future
 //!   completes, then drains the requests in flight.
+//! * [`admin`]: the admin listener (liveness and `/metrics`), outside the connection cap, and
+//!   [`metrics`], what it exposes.
 //! * [`heads`]: the `hello-edge heads` client, which fetches the response heads of many URLs
 //!   at once.
 //! * [`shutdown_signal`]: the future the binary hands to [`server::run`]: SIGINT or SIGTERM.
 
+pub mod admin;
 pub mod heads;
+pub mod metrics;
 pub mod server;
 
 pub use server::{ServerConfig, Shutdown, bind, run};
@@ -29,27 +33,40 @@ pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
     line.trim().strip_prefix("Serving http://")?.parse().ok()
 }
 
-/// Completes when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c()
-            .await
-            .expect("failed to install the Ctrl-C handler");
-    };
+/// The line the binary prints after its [`serving_line`] when the admin listener is on:
+/// `Admin http://127.0.0.1:9090`.
+pub fn admin_line(addr: SocketAddr) -> String {
+    format!("Admin http://{addr}")
+}
 
+/// The address in an [`admin_line`].
+pub fn parse_admin_line(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix("Admin http://")?.parse().ok()
+}
+
+/// The future the binary hands to [`server::run`]: it completes when the process is asked to
+/// stop, by SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+///
+/// The handlers are installed when this is called, not when the future is first polled, so a
+/// signal that comes right after the server says it serves is not lost (without a handler,
+/// SIGTERM would kill the process before it drains). Call it inside the tokio runtime.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("failed to install the SIGTERM handler")
-            .recv()
-            .await;
-    };
-
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -290,6 +290,88 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
     );
 }
 
+/// With a grace period of 0, SIGTERM cuts off every request in flight at once: 500 waiting
+/// requests all see their connection closed without an answer, and the server exits 1 within a
+/// moment, none of them left waiting for a step of the shutdown it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_no_grace_cuts_off_every_request_at_once() {
+    raise_open_file_limit(2048);
+    let mut server = binary(&["--shutdown-grace-secs", "0", "--delay-ms", "5000"], None).await;
+    let addr = server.addr();
+    let mut waiting = Vec::new();
+    for i in 0..500 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /hello/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        waiting.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    let (status, log) = server.stop().await;
+    let exited = signalled.elapsed();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("cut off 500 unfinished requests"), "{log}");
+    assert!(
+        exited < Duration::from_millis(500),
+        "exited {exited:?} after SIGTERM"
+    );
+    for mut stream in waiting {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    }
+}
+
+/// At the connection cap the app's port makes new clients wait, but the admin port, outside
+/// the cap, answers liveness at once (a kubelet does not restart a pod for being full), and the
+/// metrics show the time spent at the cap.
+#[tokio::test]
+async fn at_the_cap_liveness_still_answers_on_the_admin_port() {
+    let mut server = binary(
+        &["--max-connections", "2", "--admin-listen", "127.0.0.1:0"],
+        None,
+    )
+    .await;
+    let (addr, admin) = (server.addr(), server.admin_addr().await);
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut held = Connection::open(addr, Protocol::Http1).await.unwrap();
+        held.send(Method::GET, "/healthz", &[]).await.unwrap();
+        holders.push(held);
+    }
+    let waiting = tokio::spawn(async move { send(addr, "/healthz").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "served past the cap");
+
+    let asked = Instant::now();
+    let live = client::get(admin, "/healthz").await.unwrap();
+    assert_eq!(
+        (live.status, live.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    assert!(
+        asked.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    drop(holders.pop());
+    let (status, _) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a slot frees")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let metrics = client::get(admin, "/metrics").await.unwrap().text();
+    let at_cap: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hello_edge_connection_cap_wait_seconds_total "))
+        .expect("the cap's time is a metric")
+        .parse()
+        .unwrap();
+    assert!(at_cap >= 0.25, "{at_cap} s at the cap\n{metrics}");
+    server.stop().await;
+}
+
 /// With only 32 file descriptors, clients past what the server can open wait; the server logs
 /// the failed accepts (once), stays up, and serves them all once descriptors free up.
 #[tokio::test]
@@ -329,6 +411,174 @@ async fn running_out_of_descriptors_is_survived() {
         log.matches("accept failed").count() <= 2,
         "accept errors are logged once a minute, not per try:\n{log}"
     );
+}
+
+/// HTTP/2 clients that send the preface and an empty SETTINGS frame, then nothing, do not hold
+/// the server: with a cap of 20 and a 2 s header timeout, 20 such clients are closed by the
+/// timeout, and a well-behaved client asking meanwhile is answered within one delay plus the
+/// timeout.
+#[tokio::test]
+async fn idle_http2_connections_do_not_lock_the_cap() {
+    let timeout = Duration::from_secs(2);
+    let mut server = binary(
+        &["--max-connections", "20", "--header-timeout-secs", "2"],
+        None,
+    )
+    .await;
+    let addr = server.addr();
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(PREFACE).await.unwrap();
+        stream.write_all(&EMPTY_SETTINGS).await.unwrap();
+        idle.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let asked = Instant::now();
+    let (status, body) = tokio::time::timeout(timeout * 5, send(addr, "/hello/patient"))
+        .await
+        .expect("a well-behaved client is answered while 20 idle HTTP/2 clients hold the cap");
+    let waited = asked.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "<h1>hello, patient!</h1>");
+    assert!(
+        waited < Duration::from_millis(500) + timeout + Duration::from_secs(1),
+        "waited {waited:?} behind 20 idle HTTP/2 connections"
+    );
+
+    // Each idle one was closed.
+    for mut stream in idle {
+        let ended = read_until_closed(&mut stream, timeout * 3).await;
+        assert!(ended.is_some(), "an idle HTTP/2 connection was left open");
+    }
+    assert!(server.process().is_running());
+    server.stop().await;
+}
+
+/// 500 clients that send the first three bytes of the HTTP/2 preface and stall cost the server
+/// no CPU while it waits for the rest: detecting the protocol waits on the socket, it does not
+/// poll. Measured from the server process's own CPU time, over the second the clients wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_partial_preface_costs_no_cpu() {
+    raise_open_file_limit(2048);
+    let mut server = binary(&["--header-timeout-secs", "10"], None).await;
+    let addr = server.addr();
+    let mut stalled = Vec::new();
+    for _ in 0..500 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(&PREFACE[..3]).await.unwrap();
+        stalled.push(stream);
+    }
+    // Let the server take them all in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.process().cpu_time();
+    let window = Duration::from_secs(1);
+    tokio::time::sleep(window).await;
+    let used = server.process().cpu_time() - before;
+    eprintln!("500 stalled partial prefaces: {used:?} of server CPU in {window:?}");
+    // A clock tick is 10 ms; polling 500 sockets every 5 ms cost about 0.6 s a second.
+    assert!(
+        used <= Duration::from_millis(50),
+        "the server used {used:?} of CPU in {window:?} on stalled clients"
+    );
+    assert_eq!(send(addr, "/hello/after").await.0, StatusCode::OK);
+    drop(stalled);
+    server.stop().await;
+}
+
+/// The first request head, protocol detection included, gets one header timeout in all: a
+/// client that sends one byte just before the timeout and then the rest slowly is closed at
+/// the timeout, not a timeout after its first byte.
+#[tokio::test]
+async fn detection_and_the_first_head_share_one_timeout() {
+    let timeout = Duration::from_secs(2);
+    let server = NativeServer::start(ServerConfig {
+        header_read_timeout: timeout,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    let connected = Instant::now();
+    tokio::time::sleep(timeout - Duration::from_millis(500)).await;
+    stream.write_all(b"G").await.unwrap();
+    let mut rest = b"ET /hello/late HTTP/1.1\r\nHost: x\r\n".iter();
+    let closed = loop {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break connected.elapsed(),
+            Ok(Ok(_)) => panic!("answered a head that came too late"),
+            Err(_) => {}
+        }
+        if let Some(byte) = rest.next() {
+            let _ = stream.write_all(&[*byte]).await;
+        }
+        assert!(connected.elapsed() < timeout * 3, "never closed");
+    };
+    assert!(
+        closed >= timeout - Duration::from_millis(100) && closed < timeout + Duration::from_secs(1),
+        "closed {closed:?} after connecting, with a {timeout:?} header timeout"
+    );
+}
+
+/// An HTTP/2 connection that has been served and then has no stream open for the header
+/// timeout is ended with GOAWAY.
+#[tokio::test]
+async fn an_idle_http2_connection_is_ended_with_goaway() {
+    let timeout = Duration::from_secs(1);
+    let server = NativeServer::start(ServerConfig {
+        header_read_timeout: timeout,
+        app: Config::with_delay(Delay::from_millis_str("0").unwrap()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = Request::get(format!("http://{}/hello/once", server.addr()))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+    let answered = Instant::now();
+
+    let ended = tokio::time::timeout(timeout * 4, connection)
+        .await
+        .expect("the idle connection is ended")
+        .unwrap();
+    let after = answered.elapsed();
+    assert!(
+        after >= timeout - Duration::from_millis(100) && after < timeout * 3,
+        "ended {after:?} after its last answer"
+    );
+    // GOAWAY with NO_ERROR ends the client's connection cleanly; a new stream is refused.
+    assert!(ended.is_ok(), "{ended:?}");
+    let refused = client.ready().await;
+    assert!(
+        refused.as_ref().is_err_and(|err| err.is_go_away()),
+        "{refused:?}"
+    );
+}
+
+/// The connection preface of HTTP/2 (RFC 9113 §3.4), and an empty SETTINGS frame.
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Reads and drops whatever the server sends until it closes the connection; when, or `None`
+/// after `limit`.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Instant> {
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return Instant::now(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
 }
 
 /// The `hello-edge` binary with these flags, under an open-file limit when given, logging why

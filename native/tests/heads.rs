@@ -13,6 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use support::host::{Host, NativeServer};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
@@ -150,13 +151,8 @@ async fn json_output_parses() {
 /// sends HEAD.
 #[tokio::test]
 async fn shows_the_native_servers_headers() {
-    let listener = hello_edge_native::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(hello_edge_native::run(
-        listener,
-        ServerConfig::default(),
-        std::future::pending(),
-    ));
+    let server = NativeServer::start(ServerConfig::default()).await;
+    let addr = server.addr();
 
     for method in ["get", "head"] {
         let out = heads(&[

@@ -100,9 +100,10 @@ pub async fn wait_until_ready(addr: SocketAddr, process: &mut Process, timeout: 
     }
 }
 
-/// The native server in this process, on a loopback listener bound to port 0 here.
+/// The native server in this process, on loopback listeners bound to port 0 here.
 pub struct NativeServer {
     addr: SocketAddr,
+    admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Shutdown>>,
 }
@@ -110,17 +111,40 @@ pub struct NativeServer {
 impl NativeServer {
     /// Serves with `config` until [`NativeServer::shutdown`] or drop.
     pub async fn start(config: ServerConfig) -> NativeServer {
-        let listener = hello_edge_native::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        Self::serve(config, false).await
+    }
+
+    /// Like [`NativeServer::start`], with the admin listener on too.
+    pub async fn start_with_admin(config: ServerConfig) -> NativeServer {
+        Self::serve(config, true).await
+    }
+
+    async fn serve(config: ServerConfig, with_admin: bool) -> NativeServer {
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let listener = hello_edge_native::bind(loopback).unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin = with_admin.then(|| hello_edge_native::bind(loopback).unwrap());
+        let admin_addr = admin.as_ref().map(|admin| admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(hello_edge_native::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(hello_edge_native::run(
+            listener,
+            admin,
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         NativeServer {
             addr,
+            admin: admin_addr,
             stop: Some(stop),
             handle: Some(handle),
         }
+    }
+
+    /// The admin listener's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
     }
 
     /// Starts the shutdown, as SIGTERM does for the binary.
@@ -203,6 +227,17 @@ impl NativeBinary {
             )
             .await;
         NativeBinary { addr, process }
+    }
+
+    /// The admin listener's address, once the binary has said it (`--admin-listen`).
+    pub async fn admin_addr(&mut self) -> SocketAddr {
+        self.process
+            .wait_for(
+                "where its admin listener is",
+                Duration::from_secs(10),
+                hello_edge_native::parse_admin_line,
+            )
+            .await
     }
 
     /// The process, to look at or signal.

@@ -1,0 +1,172 @@
+//! One connection, from its first bytes to its close, with every wait bounded:
+//!
+//! * its first request head, protocol detection included, must be whole within one header
+//!   timeout, or the connection is closed;
+//! * a connection with no request in flight for a header timeout is closed, HTTP/1.1 and HTTP/2
+//!   alike (HTTP/2 with GOAWAY); hyper bounds each later HTTP/1.1 head, and HTTP/2 pings find
+//!   peers that are gone while their requests wait;
+//! * on shutdown it finishes the requests it has and closes; past the grace period it is cut
+//!   off.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::Instant;
+
+use super::detect::{self, Protocol};
+use super::drain::Steps;
+use super::{Shared, service};
+
+/// Serves one connection until it closes.
+///
+/// Thousands of these wait at once, so the task holds little beyond hyper's connection: the
+/// socket, the peer's address, an `Arc` of what all connections share, the shutdown steps, the
+/// connection's activity and its slot under the cap.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    steps: Arc<Steps>,
+    // Held while the connection lives: its slot under the connection cap.
+    _slot: OwnedSemaphorePermit,
+) {
+    let _open = shared.metrics.connection_opened();
+    // Small answers should leave at once, not wait for more to coalesce with.
+    let _ = stream.set_nodelay(true);
+    let head_deadline = Instant::now() + shared.header_read_timeout;
+
+    let detected = tokio::select! {
+        detected = tokio::time::timeout_at(head_deadline, detect::detect(stream)) => detected,
+        () = steps.draining.cancelled() => return,
+    };
+    let (protocol, io) = match detected {
+        Ok(Ok(Some(detected))) => detected,
+        _ => {
+            tracing::debug!(%peer, "closing a connection that sent no request");
+            return;
+        }
+    };
+
+    let activity = Arc::new(Activity::default());
+    let service = {
+        let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
+        service_fn(move |request| service::answer(&shared, peer, &activity, request))
+    };
+    let io = TokioIo::new(io);
+    let idle = (head_deadline, shared.header_read_timeout);
+    let result = match protocol {
+        Protocol::Http1 => {
+            let conn = std::pin::pin!(shared.http1.serve_connection(io, service));
+            drive(conn, &steps, &activity, idle).await
+        }
+        // Rare here, and a larger state: kept out of the common task's size.
+        Protocol::Http2 => {
+            let mut conn = Box::pin(shared.http2.serve_connection(io, service));
+            drive(conn.as_mut(), &steps, &activity, idle).await
+        }
+    };
+    if let Err(err) = result {
+        // hyper's Display of an error leaves out its cause (an h2 GOAWAY reason, an I/O error).
+        tracing::debug!(%peer, error = ?err, "connection ended with an error");
+    }
+}
+
+/// Runs a connection to its end: until it closes, its first head misses its deadline (closed
+/// at once), it goes idle (closed gracefully: GOAWAY on HTTP/2), or the server drains (it
+/// finishes what it has and closes, unless the grace period ends first).
+///
+/// It takes the connection pinned where the caller holds it: passed by value, the connection
+/// (about 700 bytes) would be stored twice in the connection's task, once in each future.
+async fn drive<C>(
+    mut conn: Pin<&mut C>,
+    steps: &Steps,
+    activity: &Activity,
+    (first_deadline, idle): (Instant, Duration),
+) -> Result<(), C::Error>
+where
+    C: GracefulConnection,
+{
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        () = steps.draining.cancelled() => {}
+        ended = activity.idle(first_deadline, idle) => match ended {
+            Idle::NoRequest => return Ok(()),
+            Idle::Quiet => {}
+        },
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        result = conn.as_mut() => result,
+        () = steps.closing.cancelled() => Ok(()),
+    }
+}
+
+/// The requests in flight on one connection, and whether it has had one.
+#[derive(Debug, Default)]
+pub(super) struct Activity {
+    in_flight: AtomicUsize,
+    seen: AtomicBool,
+    changed: Notify,
+}
+
+/// How a connection went idle.
+enum Idle {
+    /// No whole request head came before the first deadline.
+    NoRequest,
+    /// No request was in flight for the idle timeout.
+    Quiet,
+}
+
+impl Activity {
+    /// Counts a request in flight until the guard is dropped.
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+        self.seen.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+        InFlight(Arc::clone(self))
+    }
+
+    /// Completes once no request has been in flight for `timeout`; the first time, by `first`.
+    async fn idle(&self, first: Instant, timeout: Duration) -> Idle {
+        let mut deadline = first;
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Relaxed) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {
+                        return if self.seen.load(Ordering::Relaxed) {
+                            Idle::Quiet
+                        } else {
+                            Idle::NoRequest
+                        };
+                    }
+                    () = &mut changed => {}
+                }
+            } else {
+                changed.await;
+            }
+            // A request began or ended: the idle clock starts again.
+            deadline = Instant::now() + timeout;
+        }
+    }
+}
+
+/// A request in flight on its connection.
+pub(super) struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.changed.notify_waiters();
+    }
+}

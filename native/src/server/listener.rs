@@ -1,0 +1,98 @@
+//! Accepting connections under the connection cap, and through accept errors.
+//!
+//! Each connection holds a slot of a semaphore, taken before accepting: at the cap the server
+//! stops accepting, so new clients wait in the kernel's listen backlog, not in an error.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::drain::Drain;
+use super::{Shared, connection};
+
+/// Accepts connections on `listener` and spawns a task for each, until `shutdown` completes.
+pub(super) async fn accept(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    drain: &Drain,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let max = shared.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
+    let (mut cap_log, mut accept_log) = (Throttle::every_minute(), Throttle::every_minute());
+    loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if cap_log.ready() {
+                    tracing::warn!(
+                        max_connections = max,
+                        "connection cap reached: new clients wait in the listen backlog"
+                    );
+                }
+                let since = Instant::now();
+                let slot = tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+                };
+                shared.metrics.at_cap_for(since.elapsed());
+                slot
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let task = connection::serve(stream, peer, Arc::clone(shared), drain.steps(), slot);
+                    drain.spawn(task);
+                }
+                Err(err) => {
+                    shared.metrics.accept_failed();
+                    accept_error(err, &mut accept_log).await;
+                }
+            },
+        }
+    }
+}
+
+/// Keeps the server up through accept errors: a client that left early is nothing; running out
+/// of file descriptors passes once connections close, so wait a little and retry.
+async fn accept_error(err: io::Error, log: &mut Throttle) {
+    match err.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionRefused => {}
+        _ => {
+            if log.ready() {
+                tracing::error!(error = %err, "accept failed; retrying every 50 ms (logged once a minute)");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Lets a recurring condition be logged once a minute at most, not once per event.
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn every_minute() -> Throttle {
+        Throttle { last: None }
+    }
+
+    /// Whether to log now; if so, the next minute is quiet.
+    fn ready(&mut self) -> bool {
+        let ready = self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if ready {
+            self.last = Some(Instant::now());
+        }
+        ready
+    }
+}
