@@ -73,15 +73,44 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
         }
     }
 
-    // The server listens where the container port and the probes say.
+    // The server listens where the container ports and the probes say: the app on `http`,
+    // liveness and metrics on `admin`.
     let env = env_of(container);
-    assert_eq!(env("HELLO_EDGE_LISTEN").as_deref(), Some("0.0.0.0:8000"));
-    assert_eq!(container["ports"][0]["containerPort"], 8000);
-    for probe in ["readinessProbe", "livenessProbe"] {
+    let port = |name: &str| {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|port| port["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} port"))["containerPort"]
+            .as_u64()
+            .unwrap()
+    };
+    let listens_on = |var: &str| -> u64 {
+        let addr: std::net::SocketAddr = env(var).unwrap().parse().unwrap();
+        assert!(
+            addr.ip().is_unspecified(),
+            "{var} listens on every interface"
+        );
+        addr.port().into()
+    };
+    assert_eq!(listens_on("HELLO_EDGE_LISTEN"), port("http"));
+    assert_eq!(listens_on("HELLO_EDGE_ADMIN_LISTEN"), port("admin"));
+    // Readiness through the app's port: a pod at its cap takes no new traffic. Liveness
+    // through the admin port, outside the cap: a full pod is not restarted.
+    for (probe, port) in [("readinessProbe", "http"), ("livenessProbe", "admin")] {
         assert_eq!(container[probe]["httpGet"]["path"], hello_edge::HEALTH_PATH);
-        assert_eq!(container[probe]["httpGet"]["port"], "http");
+        assert_eq!(container[probe]["httpGet"]["port"], port, "{probe}");
     }
-    assert_eq!(container["ports"][0]["name"], "http");
+    // Prometheus finds /metrics on the admin port.
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str().unwrap(),
+        port("admin").to_string()
+    );
+    assert_eq!(env("HELLO_EDGE_LOG_FORMAT").as_deref(), Some("json"));
 
     // SIGTERM comes after the preStop pause; the server then drains for its grace period; both
     // must end before Kubernetes kills the pod.
@@ -107,6 +136,8 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
     let service = manifest.kind("Service");
     assert_eq!(&service["spec"]["selector"], labels);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert_eq!(service["spec"]["ports"][1]["name"], "metrics");
+    assert_eq!(service["spec"]["ports"][1]["targetPort"], "admin");
     let budget = manifest.kind("PodDisruptionBudget");
     assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
     let hpa = manifest.kind("HorizontalPodAutoscaler");
