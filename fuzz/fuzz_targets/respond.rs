@@ -1,6 +1,6 @@
 //! Fuzzes the core's one decision, `hello_edge::respond`, on arbitrary methods, paths and header
 //! fields, and checks every answer against the invariants the property tests check
-//! (`tests/invariants/`): a documented status, the exact page for the decoded and escaped name,
+//! (`tests/invariants`, the `hello-edge-invariants` crate): a documented status, the exact page for the decoded and escaped name,
 //! no raw markup from the name, no delay for an error, 431 exactly past the header limits.
 //!
 //! `cargo +nightly fuzz run respond` (from the repository root).
@@ -9,12 +9,10 @@
 
 use arbitrary::Arbitrary;
 use hello_edge::{Config, respond};
+use hello_edge_invariants as invariants;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;
-
-#[path = "../../tests/invariants/mod.rs"]
-mod invariants;
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {
