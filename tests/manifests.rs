@@ -288,6 +288,42 @@ fn the_wasmcloud_workload_fits_its_crd() {
     hello_edge::Delay::from_millis_str(delay.as_str().unwrap()).expect("a valid delay");
 }
 
+/// The hosts' instance pool for wasmCloud on Kubernetes is the one the tests measure under
+/// `wash dev`: the host environment of `deploy/wasmcloud/host-values.yaml` (the runtime-operator
+/// chart's `runtime.env`, which its values.yaml adds to every host group's container, in the
+/// Kubernetes `env` shape) is `.wash/config.yaml`'s `dev.environment`, name for name.
+#[test]
+fn the_wasmcloud_hosts_get_the_pool_the_tests_measure() {
+    let values = Manifest::read("deploy/wasmcloud/host-values.yaml");
+    assert_eq!(values.objects.len(), 1);
+    let env = values.objects[0]["runtime"]["env"]
+        .as_array()
+        .expect("runtime.env");
+    let hosts: std::collections::BTreeMap<_, _> = env
+        .iter()
+        .map(|var| {
+            let name = var["name"].as_str().expect("an env entry's name");
+            let value = var["value"]
+                .as_str()
+                .expect("an env entry's value, a string");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    let dev = Manifest::read(".wash/config.yaml");
+    let dev: std::collections::BTreeMap<_, _> = dev.objects[0]["dev"]["environment"]
+        .as_object()
+        .expect("dev.environment")
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(hosts, dev);
+    let instances: u64 = hosts["WASMTIME_POOLING_TOTAL_CORE_INSTANCES"]
+        .parse()
+        .unwrap();
+    // Three core instances a waiting request, and room for thousands.
+    assert!(instances / 3 >= 1000, "{instances} core instances");
+}
+
 /// Every image a manifest names is one the deploy test (`tests/deploy.rs`) pushes: the same
 /// repository and the workspace's version as the tag, under the REGISTRY placeholder.
 #[test]
