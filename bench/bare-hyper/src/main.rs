@@ -1,6 +1,7 @@
 //! A benchmark reference, not part of hello-edge: the least a hyper 1 server on tokio does per
-//! request (HTTP/1.1, one fixed body, an optional tokio sleep), so each figure of the native
-//! server has its limit beside it.
+//! request (HTTP/1.1, and HTTP/2 with prior knowledge through hyper-util's auto builder; one
+//! fixed body, an optional tokio sleep), so each figure of the native server has its limit
+//! beside it.
 //!
 //! Usage: `bare-hyper ADDR DELAY_MS`; prints `Serving http://ADDR` once bound.
 
@@ -11,7 +12,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response, body::Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 
 #[tokio::main]
 async fn main() {
@@ -25,11 +27,13 @@ async fn main() {
     let listener = listener.listen(4096).unwrap();
     println!("Serving http://{}", listener.local_addr().unwrap());
 
+    let builder = std::sync::Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let builder = std::sync::Arc::clone(&builder);
         tokio::spawn(async move {
             let service = service_fn(move |_: Request<Incoming>| async move {
                 if !delay.is_zero() {
@@ -39,7 +43,7 @@ async fn main() {
                     b"<h1>hello, bench!</h1>",
                 ))))
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
