@@ -1,15 +1,18 @@
 //! A benchmark reference, not part of hello-edge: the least a hyper 1 server on tokio does per
-//! request (HTTP/1.1, and HTTP/2 with prior knowledge through hyper-util's auto builder; one
-//! fixed body, an optional tokio sleep), so each figure of the native server has its limit
-//! beside it.
+//! request (one fixed body, an optional tokio sleep), so each figure of the native server has its
+//! limit beside it. It speaks HTTP/1.1 (`http1`, the default), HTTP/2 with prior knowledge
+//! (`http2`), or either, told apart by hyper-util's auto builder (`auto`), so that builder's own
+//! cost per connection can be measured against plain HTTP/1.1.
 //!
-//! Usage: `bare-hyper ADDR DELAY_MS`; prints `Serving http://ADDR` once bound.
+//! Usage: `bare-hyper ADDR DELAY_MS [http1|http2|auto]`; prints `Serving http://ADDR` once bound.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,6 +23,7 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8000".into());
     let delay = Duration::from_millis(args.next().map_or(0, |ms| ms.parse().expect("DELAY_MS")));
+    let protocol = args.next().unwrap_or_else(|| "http1".into());
 
     let listener = tokio::net::TcpSocket::new_v4().unwrap();
     listener.set_reuseaddr(true).unwrap();
@@ -27,13 +31,13 @@ async fn main() {
     let listener = listener.listen(4096).unwrap();
     println!("Serving http://{}", listener.local_addr().unwrap());
 
-    let builder = std::sync::Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let auto = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let builder = std::sync::Arc::clone(&builder);
+        let (auto, protocol) = (Arc::clone(&auto), protocol.clone());
         tokio::spawn(async move {
             let service = service_fn(move |_: Request<Incoming>| async move {
                 if !delay.is_zero() {
@@ -43,9 +47,18 @@ async fn main() {
                     b"<h1>hello, bench!</h1>",
                 ))))
             });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(stream);
+            let _ = match protocol.as_str() {
+                "http2" => http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await
+                    .map_err(Into::into),
+                "auto" => auto.serve_connection(io, service).await,
+                _ => http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                    .map_err(Into::into),
+            };
         });
     }
 }
