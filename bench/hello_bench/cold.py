@@ -1,0 +1,183 @@
+"""Cold start and the cost of an instance: spawn to the first 200 for each server configuration
+(each component compiled at start, from wasmtime's cache and precompiled to .cwasm), a request
+after wasmtime serve dropped its idle instances beside one on a warm host, and each component at
+delay 0 with a fresh instance per request against instances reused."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from . import ROOT, WASM
+from .load import wrk
+from .procs import free_port, server_env, stop, wait_until_serving
+from .servers import BARE_HYPER, COMPONENTS, NATIVE, P2, P2_NOOP, P3, P3_NOOP, SEED, Tools
+
+# (name, label, file) of each component measured.
+CONFIGS = [("p2", "hello-edge WASI 0.2", P2), ("noop-p2", "no-op WASI 0.2 (reference)", P2_NOOP),
+           ("p3", "hello-edge WASI 0.3", P3), ("noop-p3", "no-op WASI 0.3 (reference)", P3_NOOP)]
+FILES = {name: wasm for name, _, wasm in CONFIGS}
+
+
+@dataclasses.dataclass
+class Start:
+    """How one server configuration goes from nothing to a first answer."""
+    name: str
+    label: str
+    starts: int
+    median_ms: float  # process spawn to the first 200, delay 0
+    max_ms: float
+    idle_ms: float | None = None  # a request after the host dropped its idle instances (median)
+    warm_ms: float | None = None  # a request on a warm host (median), for comparison
+
+
+def cold_commands(tools: Tools, cwasm: Path) -> list[tuple[str, str, list[str]]]:
+    """(name, label, command with {port}) for each configuration measured from a cold start."""
+    native = [str(NATIVE), "--listen", "127.0.0.1:{port}", "--delay-ms", "0"]
+    bare = [str(BARE_HYPER), "127.0.0.1:{port}", "0"]
+    seed = [tools.python, str(SEED), "127.0.0.1", "{port}", "0"]
+    serve = [tools.wasmtime, "serve", "-Scli", "--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0"]
+    configs = [("native", "hello-edge native", native), ("bare-hyper", "bare hyper (reference)", bare)]
+    for name, label, wasm in CONFIGS:
+        precompiled = cwasm / wasm.replace(".wasm", ".cwasm")
+        configs += [
+            (f"{name}-compile", f"{label}, .wasm compiled at start (cache off)", [*serve, "-Ccache=n", str(WASM / wasm)]),
+            (f"{name}-cached", f"{label}, .wasm from wasmtime's cache (the CLI's default)", [*serve, str(WASM / wasm)]),
+            (f"{name}-cwasm", f"{label}, precompiled .cwasm", [*serve, "--allow-precompiled", str(precompiled)]),
+        ]
+    configs.append(("seed-aiohttp", "seed: aiohttp (reference)", seed))
+    return configs
+
+
+def first_answer(port: int, path: str = "/", timeout: float = 60) -> float:
+    """Seconds until `GET path` on a new connection answers 200, retrying while refused."""
+    started = time.perf_counter()
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
+    while time.perf_counter() - started < timeout:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                sock.sendall(request)
+                if sock.recv(12).startswith(b"HTTP/1.1 200"):
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.0005)
+    raise RuntimeError(f"no 200 on port {port} within {timeout} s")
+
+
+def _spawn(template: list[str], port: int) -> subprocess.Popen:
+    return subprocess.Popen([a.replace("{port}", str(port)) for a in template], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=server_env())
+
+
+def _end(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait()
+
+
+def cold_start(tools: Tools, starts: int) -> list[Start]:
+    """Spawn to first 200 answer at delay 0, `starts` times per configuration; then, for the wasm
+    hosts, a request after the host has dropped its idle instances (wasmtime serve: after
+    --idle-instance-timeout, 1 s) beside one on a warm host."""
+    cwasm = ROOT / "target" / "bench-cwasm"
+    cwasm.mkdir(parents=True, exist_ok=True)
+    for wasm in COMPONENTS:
+        subprocess.run([tools.wasmtime, "compile", str(WASM / wasm), "-o",
+                        str(cwasm / wasm.replace(".wasm", ".cwasm"))], check=True)
+    results = []
+    for name, label, template in cold_commands(tools, cwasm):
+        times = []
+        if name.endswith("-cached"):
+            # Fill wasmtime's cache once, so every measured start reads from it.
+            port = free_port()
+            warm = _spawn(template, port)
+            first_answer(port)
+            _end(warm)
+        for _ in range(starts):
+            port = free_port()
+            started = time.perf_counter()
+            proc = _spawn(template, port)
+            try:
+                first_answer(port)
+                times.append((time.perf_counter() - started) * 1000)
+            finally:
+                _end(proc)
+        start = Start(name, label, len(times), statistics.median(times), max(times))
+        if name.endswith("-cwasm") and not name.startswith("noop"):
+            start.warm_ms, start.idle_ms = idle_and_warm(template)
+        results.append(start)
+        idle = f"  after idle {start.idle_ms:6.2f} ms  warm {start.warm_ms:6.2f} ms" if start.idle_ms else ""
+        print(f"  cold start {name:18} median {start.median_ms:8.2f} ms  max {start.max_ms:8.2f} ms{idle}", flush=True)
+    return results
+
+
+def idle_and_warm(template: list[str], samples: int = 10) -> tuple[float, float]:
+    """Median ms of a request on a warm wasm host, and of one after 1.5 s idle (past wasmtime
+    serve's 1 s --idle-instance-timeout, so the host has dropped the instance it kept)."""
+    port = free_port()
+    proc = _spawn(template, port)
+    try:
+        first_answer(port)
+        warm = [first_answer(port) * 1000 for _ in range(samples)]
+        idle = []
+        for _ in range(samples):
+            time.sleep(1.5)
+            idle.append(first_answer(port) * 1000)
+        return statistics.median(warm), statistics.median(idle)
+    finally:
+        _end(proc)
+
+
+@dataclasses.dataclass
+class InstanceCost:
+    """Delay 0, C=64: one component with instance reuse off (a fresh instance per request) and on."""
+    name: str
+    label: str
+    rps_fresh: float
+    rps_reused: float
+    cpu_us_fresh: float  # server CPU per request
+    cpu_us_reused: float
+
+    @property
+    def instantiation_us(self) -> float:
+        return self.cpu_us_fresh - self.cpu_us_reused
+
+
+def instance_cost(tools: Tools, times: dict) -> list[InstanceCost]:
+    """Each component at delay 0, C=64 on /hello/x, with a fresh instance per request
+    (--max-instance-reuse-count=1, a WASI 0.2 host's and Spin's way) and with instances reused
+    (a WASI 0.3 instance also takes up to 16 requests at once, wasmtime's default)."""
+    results = []
+    for name, label, wasm in CONFIGS:
+        figures = {}
+        for mode, reuse in (("fresh", "1"), ("reused", "100000000")):
+            port = free_port()
+            cmd = [tools.wasmtime, "serve", "-Scli", f"--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0",
+                   f"--max-instance-reuse-count={reuse}", str(WASM / wasm)]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, env=server_env())
+            try:
+                wait_until_serving(port, proc)
+                url = f"http://127.0.0.1:{port}/hello/x"
+                wrk(url, 64, times["warmup"], "totals.lua")
+                run = wrk(url, 64, times["window"], "totals.lua", server_pid=proc.pid)
+                seconds = run["duration_us"] / 1e6
+                rps = run["requests"] / seconds
+                figures[mode] = (rps, run["server_cpu"] * seconds / run["requests"] * 1e6)
+            finally:
+                stop(proc)
+        cost = InstanceCost(name, label, figures["fresh"][0], figures["reused"][0], figures["fresh"][1],
+                            figures["reused"][1])
+        results.append(cost)
+        print(f"  instances {name:8} fresh {cost.rps_fresh:8.0f} req/s {cost.cpu_us_fresh:6.1f} µs CPU  "
+              f"reused {cost.rps_reused:8.0f} req/s {cost.cpu_us_reused:6.1f} µs CPU  "
+              f"instantiation {cost.instantiation_us:6.1f} µs", flush=True)
+    return results
+
+
+def sizes() -> dict:
+    """Each component's size in bytes (0 when not built)."""
+    return {wasm: (WASM / wasm).stat().st_size if (WASM / wasm).exists() else 0 for wasm in COMPONENTS}
