@@ -19,7 +19,13 @@
 //! are not counted: HTTP/1.1 sends it as `host`, HTTP/2 as the `:authority` pseudo-header, and a
 //! host hands it over either as a field or as the request's authority (`wasmtime serve` passes
 //! `host` to a WASI 0.2 component, not to a WASI 0.3 one). So 100 fields means what hyper, in
-//! front of every host, means on HTTP/1.1: the `host` line and 99 others.
+//! front of every host, means on HTTP/1.1: the `host` line and 99 others. Only the first `host`
+//! is the authority: a second one is an ordinary field.
+//!
+//! The fields a host adds for the component's own use are not the client's, so they are not
+//! counted either: Spin hands a WASI 0.2 component its request with seven fields of its own
+//! ([`HOST_ADDED_FIELDS`]). One of each name is left out, so a client cannot hide more behind
+//! them.
 
 use http::HeaderMap;
 use http::header::HOST;
@@ -32,6 +38,20 @@ pub const MAX_HEADER_FIELDS: usize = 100;
 pub const MAX_HEADER_FIELD_BYTES: usize = 8 * 1024;
 /// The largest all header fields together may be, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The fields Spin adds to every request it hands a WASI 0.2 component, after the client's (Spin
+/// v4.0.2, `crates/trigger-http/src/headers.rs`, `compute_default_headers`, appended by
+/// `prepare_request` in `crates/trigger-http/src/wasi.rs`). hello-edge's route, `/...`, names no
+/// wildcard, so Spin adds no `spin-path-match-*` field.
+pub const HOST_ADDED_FIELDS: [&str; 7] = [
+    "spin-path-info",
+    "spin-full-url",
+    "spin-matched-route",
+    "spin-base-path",
+    "spin-raw-component-route",
+    "spin-component-route",
+    "spin-client-addr",
+];
 
 /// Which limit on the header fields a request broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +99,18 @@ pub fn check_fields<'a>(
     fields: impl IntoIterator<Item = (&'a str, usize)>,
 ) -> Result<(), RequestError> {
     let (mut count, mut largest, mut total) = (1, 0, 0); // The authority, as a field or not.
+    let (mut authority, mut added) = (false, [false; HOST_ADDED_FIELDS.len()]);
     for (name, value) in fields {
-        if name.eq_ignore_ascii_case(HOST.as_str()) {
+        if !authority && name.eq_ignore_ascii_case(HOST.as_str()) {
+            authority = true;
+            continue;
+        }
+        if let Some(i) = HOST_ADDED_FIELDS
+            .iter()
+            .position(|added| name.eq_ignore_ascii_case(added))
+            && !added[i]
+        {
+            added[i] = true;
             continue;
         }
         let field = name.len() + value + 4;
@@ -146,6 +176,49 @@ mod tests {
         let fields: Vec<_> = (0..=others).map(|_| ("x-n", 1)).collect();
         assert_eq!(
             check_headers(&headers(&fields)),
+            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
+        );
+    }
+
+    #[test]
+    fn only_the_first_host_is_the_authority() {
+        let others = MAX_HEADER_FIELDS - 1;
+        let mut fields: Vec<_> = (0..others).map(|_| ("x-n", 1)).collect();
+        fields.push(("host", 14));
+        assert_eq!(check_headers(&headers(&fields)), Ok(()));
+        // A second host is a field like any other: one more is one too many.
+        fields.push(("host", 14));
+        assert_eq!(
+            check_headers(&headers(&fields)),
+            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
+        );
+        // And a thousand of them do not pass as one.
+        let hosts: Vec<_> = (0..1000).map(|_| ("host", 1)).collect();
+        assert_eq!(
+            check_headers(&headers(&hosts)),
+            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
+        );
+    }
+
+    #[test]
+    fn the_fields_spin_adds_are_not_the_clients() {
+        // What a client sent that passes everywhere else, as Spin hands it over: the client's
+        // fields, then Spin's own, one of which repeats the whole URL.
+        let client: Vec<_> = [("host", 14)]
+            .into_iter()
+            .chain((0..MAX_HEADER_FIELDS - 1).map(|_| ("x-n", 1)))
+            .collect();
+        let spin: Vec<_> = HOST_ADDED_FIELDS
+            .iter()
+            .map(|name| (*name, 4_000))
+            .collect();
+        let both: Vec<_> = client.iter().chain(&spin).copied().collect();
+        assert_eq!(check_headers(&headers(&both)), Ok(()));
+        // One of each is left out, no more: a client's own copies count.
+        let mut twice = both.clone();
+        twice.push(("spin-full-url", 1));
+        assert_eq!(
+            check_headers(&headers(&twice)),
             Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
         );
     }

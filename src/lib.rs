@@ -40,8 +40,8 @@ mod route;
 pub use config::{Config, ConfigError, Delay, VarError};
 pub use error::RequestError;
 pub use head::{
-    HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, check_fields,
-    check_headers,
+    HOST_ADDED_FIELDS, HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS,
+    check_fields, check_headers,
 };
 pub use route::{HEALTH_PATH, MAX_NAME_CHARS, Route, decode_name};
 
@@ -193,21 +193,32 @@ pub fn respond_as_configured<B>(config: &Result<Config, VarError>, request: &Req
 }
 
 /// Like [`respond_as_configured`], for a host that hands a request over as plain parts rather
-/// than an [`http::Request`] (a WASI 0.2 component): the method, the request target as sent
-/// (the path and the query, which is ignored), and each header field as its name and the length
-/// of its value.
+/// than an [`http::Request`] (a WASI 0.2 component): the method as sent, the request target as
+/// sent (the path and the query, which is ignored), and each header field as its name and the
+/// length of its value.
+///
+/// A method [`http::Method`] cannot name is refused as any method the routes do not answer is.
 pub fn respond_to_parts<'a>(
     config: &Result<Config, VarError>,
-    method: &Method,
+    method: &str,
     target: &str,
     fields: impl IntoIterator<Item = (&'a str, usize)>,
 ) -> Reply {
-    let config = match config {
-        Ok(config) => config,
-        Err(err) => return Reply::error(&RequestError::Misconfigured(err.clone()), method),
-    };
     let path = target.split_once('?').map_or(target, |(path, _query)| path);
-    decide(config, method, path, check_fields(fields))
+    let fields = check_fields(fields);
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        let err = match fields {
+            Err(err) => err,
+            Ok(()) if Route::from_path(path).is_ok() => RequestError::MethodNotAllowed,
+            Ok(()) => RequestError::NotFound,
+        };
+        // Any method but HEAD: the answer has its page.
+        return Reply::error(&err, &Method::OPTIONS);
+    };
+    match config {
+        Ok(config) => decide(config, &method, path, fields),
+        Err(err) => Reply::error(&RequestError::Misconfigured(err.clone()), &method),
+    }
 }
 
 /// Decides the answer to a request from its method, its path (without the query) and its header
@@ -501,7 +512,7 @@ mod tests {
             (Method::POST, "/"),
             (Method::GET, "/nope?a=b"),
         ] {
-            let parts = respond_to_parts(&config, &method, target, fields);
+            let parts = respond_to_parts(&config, method.as_str(), target, fields);
             let request = Request::builder()
                 .method(method.clone())
                 .uri(target)
@@ -514,11 +525,16 @@ mod tests {
             assert_eq!(parts.delay, whole.delay);
         }
         let big = [("x-big", MAX_HEADER_FIELD_BYTES)];
-        let reply = respond_to_parts(&config, &Method::GET, "/", big);
+        let reply = respond_to_parts(&config, "GET", "/", big);
         assert_eq!(reply.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         let misconfigured = Config::from_lookup(|_| Some("soon".into()));
-        let reply = respond_to_parts(&misconfigured, &Method::GET, "/", []);
+        let reply = respond_to_parts(&misconfigured, "GET", "/", []);
         assert_eq!(reply.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // A method http cannot name: refused as a method the routes do not answer.
+        let reply = respond_to_parts(&config, "BAD METHOD", "/", []);
+        assert_eq!(reply.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let reply = respond_to_parts(&config, "BAD METHOD", "/nope", []);
+        assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

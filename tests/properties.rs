@@ -50,12 +50,15 @@ fn path() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Header fields: usually few and small, sometimes many or large, around the limits.
+/// Header fields: usually few and small, sometimes many or large, around the limits; now and
+/// then the authority (`host`) or a field a host adds, which the limits treat apart.
 fn headers() -> impl Strategy<Value = HeaderMap> {
-    let field = (
-        "[a-z][a-z0-9-]{0,15}",
-        prop_oneof![8 => 0..100usize, 1 => 0..20_000usize],
-    );
+    let name = prop_oneof![
+        8 => "[a-z][a-z0-9-]{0,15}",
+        1 => Just("host".to_owned()),
+        1 => prop::sample::select(&hello_edge::HOST_ADDED_FIELDS[..]).prop_map(str::to_owned),
+    ];
+    let field = (name, prop_oneof![8 => 0..100usize, 1 => 0..20_000usize]);
     prop_oneof![
         4 => prop::collection::vec(field.clone(), 0..6),
         1 => prop::collection::vec(field, 0..130),

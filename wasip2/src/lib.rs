@@ -44,7 +44,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
         let fields = request.headers().entries();
         let reply = hello_edge::respond_to_parts(
             config(),
-            &method(request.method()),
+            method(&request.method()),
             &target,
             fields
                 .iter()
@@ -59,23 +59,19 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
     }
 }
 
-/// The method as the core knows it.
-fn method(method: Method) -> http::Method {
+/// The method as it was sent.
+fn method(method: &Method) -> &str {
     match method {
-        Method::Get => http::Method::GET,
-        Method::Head => http::Method::HEAD,
-        Method::Post => http::Method::POST,
-        Method::Put => http::Method::PUT,
-        Method::Delete => http::Method::DELETE,
-        Method::Connect => http::Method::CONNECT,
-        Method::Options => http::Method::OPTIONS,
-        Method::Trace => http::Method::TRACE,
-        Method::Patch => http::Method::PATCH,
-        // The host's parser accepted it as a token, so it is one; the core refuses it as it
-        // refuses any other method it does not answer.
-        Method::Other(other) => {
-            http::Method::from_bytes(other.as_bytes()).unwrap_or(http::Method::OPTIONS)
-        }
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => other,
     }
 }
 
