@@ -27,6 +27,11 @@ use crate::metrics::{self, Metrics};
 /// scraper need one each.
 pub const MAX_ADMIN_CONNECTIONS: usize = 32;
 
+/// How long an admin client may take to send its request (and the longest an admin connection
+/// lives, keep-alive being off), at most: a probe and a scraper send theirs at once, and a slot
+/// held longer is one a probe may need.
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves the admin routes on `listener` until `stopped` is cancelled.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -36,7 +41,7 @@ pub(crate) async fn serve(
 ) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(header_read_timeout.min(ADMIN_HEADER_TIMEOUT))
         .keep_alive(false);
     let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {

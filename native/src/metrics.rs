@@ -33,6 +33,7 @@ pub struct Metrics {
     duration: Histogram,
     in_flight: Gauge,
     connections: Gauge,
+    at_cap_now: Gauge,
     at_cap: Counter<f64, AtomicU64>,
     accept_errors: Counter,
     cut_off: Counter,
@@ -70,6 +71,12 @@ impl Metrics {
         );
         let connections = Gauge::default();
         registry.register("connections_open", "Connections open", connections.clone());
+        let at_cap_now = Gauge::default();
+        registry.register(
+            "at_connection_cap",
+            "1 while the server holds --max-connections connections and new clients wait",
+            at_cap_now.clone(),
+        );
         let at_cap = Counter::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "connection_cap_wait",
@@ -95,6 +102,7 @@ impl Metrics {
             duration,
             in_flight,
             connections,
+            at_cap_now,
             at_cap,
             accept_errors,
             cut_off,
@@ -131,9 +139,14 @@ impl Metrics {
         self.duration.observe(elapsed.as_secs_f64());
     }
 
-    /// Records time spent at the connection cap.
-    pub(crate) fn at_cap_for(&self, waited: Duration) {
-        self.at_cap.inc_by(waited.as_secs_f64());
+    /// Says the server is at the connection cap, until the guard is dropped, which records the
+    /// time it was.
+    pub(crate) fn at_cap(&self) -> AtCap<'_> {
+        self.at_cap_now.set(1);
+        AtCap {
+            metrics: self,
+            since: std::time::Instant::now(),
+        }
     }
 
     /// Records a failed accept.
@@ -149,6 +162,21 @@ impl Metrics {
     /// Records requests cut off at shutdown.
     pub(crate) fn cut_off(&self, requests: usize) {
         self.cut_off.inc_by(requests as u64);
+    }
+}
+
+/// The server at its connection cap, while this lives.
+pub(crate) struct AtCap<'a> {
+    metrics: &'a Metrics,
+    since: std::time::Instant,
+}
+
+impl Drop for AtCap<'_> {
+    fn drop(&mut self) {
+        self.metrics.at_cap_now.set(0);
+        self.metrics
+            .at_cap
+            .inc_by(self.since.elapsed().as_secs_f64());
     }
 }
 

@@ -44,6 +44,8 @@ pub(super) async fn serve(
     let head_deadline = Instant::now() + shared.header_read_timeout;
 
     let detected = tokio::select! {
+        // First: bytes a client sent before the drain began are a request to read.
+        biased;
         detected = tokio::time::timeout_at(head_deadline, detect::detect(stream)) => detected,
         () = steps.draining.cancelled() => return,
     };
@@ -80,8 +82,9 @@ pub(super) async fn serve(
 }
 
 /// Runs a connection to its end: until it closes, its first head misses its deadline (closed
-/// at once), it goes idle (closed gracefully: GOAWAY on HTTP/2), or the server drains (it
-/// finishes what it has and closes, unless the grace period ends first).
+/// at once), it goes idle (closed gracefully: GOAWAY on HTTP/2; cut off a timeout later if it
+/// still has not finished), or the server drains (it finishes what it has and closes, unless the
+/// grace period ends first).
 ///
 /// It takes the connection pinned where the caller holds it: passed by value, the connection
 /// (about 700 bytes) would be stored twice in the connection's task, once in each future.
@@ -94,18 +97,31 @@ async fn drive<C>(
 where
     C: GracefulConnection,
 {
-    tokio::select! {
+    let idled = tokio::select! {
+        // The connection first, so that a request it has already received is read and started
+        // before a drain that began meanwhile closes it.
+        biased;
         result = conn.as_mut() => return result,
-        () = steps.draining.cancelled() => {}
+        () = steps.draining.cancelled() => false,
         ended = activity.idle(first_deadline, idle) => match ended {
             Idle::NoRequest => return Ok(()),
-            Idle::Quiet => {}
+            Idle::Quiet => true,
         },
-    }
+    };
     conn.as_mut().graceful_shutdown();
+    // Gone idle, the connection gets one more timeout to finish: an answer a client does not
+    // read would otherwise hold it (hyper has no write timeout) until the server shuts down.
+    let finishing = async {
+        if idled {
+            tokio::time::sleep(idle).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         result = conn.as_mut() => result,
         () = steps.closing.cancelled() => Ok(()),
+        () = finishing => Ok(()),
     }
 }
 

@@ -34,13 +34,11 @@ pub(super) async fn accept(
                         "connection cap reached: new clients wait in the listen backlog"
                     );
                 }
-                let since = Instant::now();
-                let slot = tokio::select! {
+                let _at_cap = shared.metrics.at_cap();
+                tokio::select! {
                     () = &mut shutdown => break,
                     slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
-                };
-                shared.metrics.at_cap_for(since.elapsed());
-                slot
+                }
             }
         };
         tokio::select! {

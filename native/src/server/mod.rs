@@ -74,8 +74,9 @@ impl Default for ServerConfig {
 }
 
 /// The most a request head (request line and header fields) may take before the server refuses
-/// it itself, with hyper's 431, and closes, rather than hold it: on HTTP/1.1 hyper's read buffer,
-/// on HTTP/2 the header list size. Below this the core decides, with its own, smaller, limits
+/// it itself rather than hold it: on HTTP/1.1 hyper's read buffer (hyper's 431, and the connection
+/// closes), on HTTP/2 the header list size (h2's 431 on that stream, which is reset; the
+/// connection stays). Below this the core decides, with its own, smaller, limits
 /// ([`hello_edge::check_headers`]); it is above 200 KiB so that a head of that size still reaches
 /// the core and gets the same page as on a wasm host (whose hyper buffers up to about 400 KiB).
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;

@@ -170,3 +170,23 @@ pub async fn send(
 pub async fn get(addr: SocketAddr, path: &str) -> Result<Answer, String> {
     send(addr, Protocol::Http1, Method::GET, path, &[]).await
 }
+
+/// Writes `request` (a whole HTTP/1.1 request, `connection: close` in it) on a new connection
+/// and reads everything the server sends until it closes: what is on the wire, which hyper's
+/// client would not show (it reads no body after a HEAD, for one).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .map_err(|_| "no end within 10 s".to_owned())?
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(answer)
+}
