@@ -4,8 +4,9 @@
 //! An HTTP/2 client opens with the connection preface (RFC 9113 §3.4); any other first bytes are
 //! HTTP/1.1. Reading waits on the socket, so a client that stalls halfway through the preface
 //! costs a pending read, not a loop. hyper-util's `auto` builder tells the same, reading into a
-//! buffer it then replays, at about 5 KiB more per connection (measured with `bench/run`); this
-//! keeps the 24 bytes of the preface inline.
+//! buffer it then replays, at several KiB more per waiting connection (`bench/results`, bare
+//! hyper on the auto builder against plain HTTP/1.1); this keeps the 24 bytes of the preface
+//! inline.
 
 use std::io;
 use std::pin::Pin;

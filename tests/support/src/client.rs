@@ -20,11 +20,6 @@ pub enum Protocol {
     Http2,
 }
 
-impl Protocol {
-    /// Both, in the order the tests run them.
-    pub const ALL: [Protocol; 2] = [Protocol::Http1, Protocol::Http2];
-}
-
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

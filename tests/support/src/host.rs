@@ -40,9 +40,6 @@ pub trait Host {
 
 /// A wasm host: it serves a component, with an environment.
 pub trait ComponentHost: Host + Sized {
-    /// The host's name, as in test names and messages.
-    const NAME: &'static str;
-
     /// Starts the host serving `component` with these environment variables, and waits until
     /// it answers on the component's health route.
     fn start(component: &Component, env: &[(&str, &str)]) -> impl Future<Output = Self>;
@@ -310,11 +307,6 @@ impl Wasmtime {
             label,
         }
     }
-
-    /// The process, to look at or signal.
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.process
-    }
 }
 
 impl Host for Wasmtime {
@@ -332,8 +324,6 @@ impl Host for Wasmtime {
 }
 
 impl ComponentHost for Wasmtime {
-    const NAME: &'static str = "wasmtime serve";
-
     async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
         Wasmtime::serve(&component.wasm(), env, &[]).await
     }

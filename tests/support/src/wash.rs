@@ -86,11 +86,6 @@ impl Wash {
             dir,
         }
     }
-
-    /// The process, to look at or signal.
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.process
-    }
 }
 
 /// The repository's `.wash/config.yaml`, made to serve `wasm` as it is (no build) on port 0 of
@@ -139,8 +134,6 @@ impl Host for Wash {
 }
 
 impl ComponentHost for Wash {
-    const NAME: &'static str = "wash dev";
-
     async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
         Wash::serve(&component.wasm(), env).await
     }
