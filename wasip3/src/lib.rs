@@ -1,11 +1,20 @@
-//! The hello-edge component for WASI 0.3 hosts: the routing core behind spin-sdk 7's WASI 0.3 HTTP
-//! handler (`wasi:http/handler@0.3.0`), for Spin 4.1 and later and `wasmtime serve`.
+//! The hello-edge component for WASI 0.3 hosts: the routing core behind `wasi:http/handler@0.3.0`,
+//! on spin-sdk 7's WASI 0.3 bindings, for Spin 4.1 and later and `wasmtime serve`.
 //!
 //! The host (Spin, or `wasmtime serve`) owns the listener and the event loop. For each request
-//! this component asks the core ([`hello_edge::respond_as_configured`]) for the answer, awaits
-//! the host's monotonic clock for the delay (so a waiting request costs the host a timer, not a
+//! this component asks the core ([`hello_edge::respond_to_parts`]) for the answer, awaits the
+//! host's monotonic clock for the delay (so a waiting request costs the host a timer, not a
 //! thread), and returns the response. It makes no routing, escaping, limit or status decision of
 //! its own.
+//!
+//! It speaks `wasi:http` itself rather than through spin-sdk's `http` conversions, for what a
+//! host sees:
+//!
+//! * An answer without a body (HEAD) has no contents stream, so the host sends the head with the
+//!   GET's `content-length` and has no body to hold against it. (Given an empty stream, a host
+//!   checks it against that length and resets the HTTP/2 stream: Spin 4.1 did.)
+//! * The request is read as it came (method, target, each field's name and length) and dropped
+//!   before the wait: nothing is copied into an `http::Request` first.
 //!
 //! The delay comes from the component's environment (`HELLO_EDGE_DELAY_MS`, parsed by the
 //! core); it imports nothing Spin-only, so the one `.wasm` runs on Spin and on `wasmtime serve`.
@@ -15,19 +24,79 @@
 
 use std::sync::OnceLock;
 
-use hello_edge::{Config, VarError};
-use http_body_util::Full;
-use spin_sdk::http::{IntoResponse, Request};
-use spin_sdk::http_service;
+use hello_edge::{Config, Reply, VarError};
+use spin_sdk::wasip3::exports::http::handler::Guest;
+use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
+use spin_sdk::wasip3::{wit_future, wit_stream};
 
-/// Answers one request: the core decides, the host's clock waits.
-#[http_service]
-async fn handle(request: Request) -> impl IntoResponse {
-    let reply = hello_edge::respond_as_configured(config(), &request);
-    if !reply.delay.is_zero() {
-        spin_sdk::time::sleep(reply.delay).await;
+/// The component: one request in, one response out.
+struct Component;
+
+spin_sdk::wasip3::http::service::export!(Component);
+
+impl Guest for Component {
+    /// Answers one request: the core decides, the host's clock waits.
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let target = request.get_path_with_query().unwrap_or_default();
+        let fields = request.get_headers().copy_all();
+        let reply = hello_edge::respond_to_parts(
+            config(),
+            method(&request.get_method()),
+            &target,
+            fields
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.len())),
+        );
+        drop((request, fields));
+        if !reply.delay.is_zero() {
+            spin_sdk::time::sleep(reply.delay).await;
+        }
+        response(&reply)
     }
-    reply.into_response().map(Full::new)
+}
+
+/// The method as it was sent.
+fn method(method: &Method) -> &str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => other,
+    }
+}
+
+/// The answer as `wasi:http` has it: the head, and the page as the contents stream, written once
+/// the host reads it; no contents at all when there is no body (HEAD).
+fn response(reply: &Reply) -> Result<Response, ErrorCode> {
+    let fields: Vec<_> = reply
+        .fields()
+        .map(|(name, value)| (name.to_owned(), value.into_owned().into_bytes()))
+        .collect();
+    let headers = Fields::from_list(&fields).map_err(|err| {
+        ErrorCode::InternalError(Some(format!("the answer's header fields: {err:?}")))
+    })?;
+    // No trailers: a dropped writer gives the reader this.
+    let (_, trailers) = wit_future::new(|| Ok(None));
+    let page = reply.body();
+    let contents = (!page.is_empty()).then(|| {
+        let (mut writer, contents) = wit_stream::new();
+        let page = page.to_vec();
+        // A client that left closes the stream: what is not written is dropped with it.
+        spin_sdk::wasip3::spawn(async move {
+            writer.write_all(page).await;
+        });
+        contents
+    });
+    let (response, _sent) = Response::new(headers, contents, trailers);
+    // Every status the core gives is a valid one.
+    let _ = response.set_status_code(reply.status().as_u16());
+    Ok(response)
 }
 
 /// The configuration, read from the environment once per instance.
