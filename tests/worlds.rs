@@ -1,6 +1,7 @@
 //! What each built component imports and exports, read from the `.wasm` itself, against what the
-//! hosts people run provide. Spin cannot be installed here, so the facts about it are encoded
-//! below, each with the place in Spin's source it was read from.
+//! hosts people run provide, each fact with the place in Spin's source it was read from. The
+//! hosts themselves run the components in `tests/wasm_hosts.rs` (Spin 4.1 and 4.0) and
+//! `tests/deploy.rs` (the SpinKube shim); this says why, from the binary alone.
 
 use std::collections::BTreeMap;
 

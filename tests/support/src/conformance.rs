@@ -174,6 +174,28 @@ impl Case {
         self
     }
 
+    /// The size of the request's head as HTTP/2 counts it against a peer's
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2): each field's name and value and 32
+    /// octets, the pseudo-header fields included, for a request to `authority`.
+    pub fn http2_header_list_size(&self, authority: &str) -> usize {
+        let pseudo = [
+            (":method", self.method.as_str()),
+            (":scheme", "http"),
+            (":authority", authority),
+            (":path", self.path.as_str()),
+        ];
+        let fields = self.request_fields();
+        pseudo
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 32)
+            .chain(
+                fields
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len() + 32),
+            )
+            .sum()
+    }
+
     /// The header fields to send, besides the authority (which the client adds).
     pub fn request_fields(&self) -> Vec<(String, String)> {
         let sized = |name: String, size: usize| {
@@ -506,7 +528,16 @@ fn nothing_after_the_head(bytes: &[u8]) -> Result<(), String> {
 /// Runs the whole table against a server at `addr` configured with `delay`, over `protocol`,
 /// all cases at once, each on its own connection.
 pub async fn run(addr: SocketAddr, protocol: Protocol, delay: Duration) -> Report {
-    let cases = table();
+    run_cases(addr, protocol, delay, &table()).await
+}
+
+/// [`run`] with these cases of the table only.
+pub async fn run_cases(
+    addr: SocketAddr,
+    protocol: Protocol,
+    delay: Duration,
+    cases: &[Case],
+) -> Report {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, case) in cases.iter().cloned().enumerate() {
         tasks.spawn(async move { (i, send_case(addr, protocol, &case, delay).await) });
@@ -514,7 +545,7 @@ pub async fn run(addr: SocketAddr, protocol: Protocol, delay: Duration) -> Repor
     let mut results = tasks.join_all().await;
     results.sort_by_key(|(i, _)| *i);
     let mut report = Report::default();
-    for ((_, wrong), case) in results.iter().zip(&cases) {
+    for ((_, wrong), case) in results.iter().zip(cases) {
         if !wrong.is_empty() {
             report.push(format!("{protocol} {case}: {}", wrong.join("; ")));
         }
@@ -525,16 +556,26 @@ pub async fn run(addr: SocketAddr, protocol: Protocol, delay: Duration) -> Repor
 /// [`run`] on a host, then its log: a guest failure logged meanwhile fails the run, and the
 /// report names the requests that cause one, found by sending each case again alone.
 pub async fn run_on(host: &impl Host, protocol: Protocol, delay: Duration) -> Report {
+    run_cases_on(host, protocol, delay, &table()).await
+}
+
+/// [`run_on`] with these cases of the table only.
+pub async fn run_cases_on(
+    host: &impl Host,
+    protocol: Protocol,
+    delay: Duration,
+    cases: &[Case],
+) -> Report {
     let log = host.log();
     let mark = log.mark();
-    let mut report = run(host.addr(), protocol, delay).await;
+    let mut report = run_cases(host.addr(), protocol, delay, cases).await;
     tokio::time::sleep(SETTLE).await;
     if guest_failures(&log.since(mark)).is_empty() {
         return report;
     }
-    for case in table() {
+    for case in cases {
         let mark = log.mark();
-        let _ = send_case(host.addr(), protocol, &case, delay).await;
+        let _ = send_case(host.addr(), protocol, case, delay).await;
         tokio::time::sleep(SETTLE).await;
         let since = log.since(mark);
         if let Some(first) = guest_failures(&since).first() {

@@ -6,6 +6,7 @@
 //! * [`NativeBinary`]: the `hello-edge` binary, as a user runs it.
 //! * [`Wasmtime`]: a component under the pinned `wasmtime serve`.
 //! * [`Wash`]: a component under wasmCloud's runtime, the pinned `wash dev`.
+//! * [`Spin`], [`Spin4_0`]: a component under `spin up`, on the pinned Spin and on Spin 4.0.
 //!
 //! A wasm host is a [`ComponentHost`]: it starts a [`Component`] with an environment. Adding
 //! one is an implementation of that trait and a line in the host list of `tests/wasm_hosts.rs`.
@@ -26,6 +27,7 @@ use crate::component::Component;
 use crate::process::{Log, Process};
 use crate::tools;
 
+pub use crate::spin::{Spin, Spin4_0};
 pub use crate::wash::Wash;
 
 /// What every host under test offers.
@@ -65,6 +67,17 @@ pub fn guest_failures(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|line| GUEST_FAILURES.iter().any(|failure| line.contains(failure)))
         .collect()
+}
+
+/// Panics, with the log, if a host's whole log holds a guest failure ([`guest_failures`]).
+pub fn assert_clean(label: &str, log: &str) {
+    let failures = guest_failures(log);
+    assert!(
+        failures.is_empty(),
+        "{label} logged {} guest failures, the first: {}\nits log:\n{log}",
+        failures.len(),
+        failures[0]
+    );
 }
 
 /// Waits until the server at `addr` answers `GET /healthz` from the core (the answer carries

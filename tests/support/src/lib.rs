@@ -7,6 +7,7 @@
 //! * [`conformance`]: the conformance table, the spec every host answers alike, and its runner.
 //! * [`component`]: the components, each built by its Spin manifest's own build command.
 //! * [`process`]: child processes, their output collected as it is written.
+//! * [`spin`]: `spin up`, on the Spin the tests are for and on Spin 4.0.
 //! * [`tools`]: where the pinned tools are (`cargo xtask setup` installs them).
 //! * [`oci`]: the images, a registry on loopback and the image tools, for the deploy tests.
 
@@ -16,5 +17,6 @@ pub mod conformance;
 pub mod host;
 pub mod oci;
 pub mod process;
+pub mod spin;
 pub mod tools;
 mod wash;

@@ -213,3 +213,18 @@ async fn collect(output: impl AsyncRead + Unpin, log: Log) {
         }
     }
 }
+
+/// Raises this process's open-file limit (and so its children's) to at least `want`: a test's
+/// clients and the servers it starts hold a descriptor per connection. Panics if the hard limit
+/// is lower.
+pub fn raise_open_file_limit(want: u64) {
+    let got = rlimit::increase_nofile_limit(want).expect("raise the open-file limit");
+    assert!(got >= want, "open-file limit is {got}, need {want}");
+}
+
+/// Held by the tests of a test binary that load the machine most (a thousand requests at once),
+/// so that no two of them run at once: a timed test measures its host, not its neighbour.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}

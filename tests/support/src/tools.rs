@@ -56,6 +56,24 @@ pub fn wash() -> &'static Path {
     PATH.get_or_init(|| pinned("wash", &["--version"]))
 }
 
+/// The pinned Spin CLI, for `spin up` and `spin build`: the Spin the tests are for.
+pub fn spin() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| pinned("spin", &["--version"]))
+}
+
+/// The pinned Spin 4.0, the newest tagged Spin release: what a Spin 4.0.x user runs.
+pub fn spin_4_0() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| pinned("spin-4.0", &["--version"]))
+}
+
+/// The pinned Spin containerd shim, SpinKube's runtime (`io.containerd.spin.v2`).
+pub fn spin_shim() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| pinned("containerd-shim-spin-v2", &["-v"]))
+}
+
 /// The pinned `kubernetes-validate`, with the Kubernetes schemas bundled.
 pub fn kubernetes_validate() -> Command {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -90,8 +108,17 @@ fn pinned(tool: &str, version_args: &[&str]) -> PathBuf {
             return candidate;
         }
     }
+    let pin = &workspace_manifest()["workspace"]["metadata"]["tools"][tool];
+    let from = match pin.get("env").and_then(toml::Value::as_str) {
+        // No registry carries it: the setup takes it from the file the variable names.
+        Some(var) => format!(
+            " from the file ${var} names (a binary or an .xz of one); {}",
+            pin["install"].as_str().unwrap_or_default()
+        ),
+        None => String::new(),
+    };
     panic!(
-        "{tool} {version} is missing: `cargo xtask setup` installs it into {}",
+        "{tool} {version} is missing: `cargo xtask setup` installs it into {}{from}",
         tools_dir().display()
     );
 }

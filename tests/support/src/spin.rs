@@ -1,0 +1,311 @@
+//! A component under Spin, the host hello-edge is for: `spin up` on the component's own Spin
+//! manifest, as a user runs it, on a loopback port Spin picks and prints.
+//!
+//! Each run has a directory of its own under `target/spin-tests`: its `SPIN_DATA_DIR`, its
+//! `--log-dir`, and a copy of the manifest whose `source` names the `.wasm` the tests built
+//! (everything else, the route and the environment, is the repository's). The environment goes
+//! through `spin up -e`. The host's log is both what Spin writes (stdout and stderr) and what it
+//! writes for the component under the log directory (`hello-edge_stdout.txt`,
+//! `hello-edge_stderr.txt`), read as it grows.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+use crate::component::{Component, SpinManifest};
+use crate::host::{ComponentHost, Host, wait_until_ready};
+use crate::process::{Log, Process};
+use crate::tools::{self, root};
+
+/// Which Spin release runs: its binary and its pinned version.
+pub trait SpinRelease: Send + Sync + 'static {
+    /// The pinned tool, in `[workspace.metadata.tools]`.
+    const TOOL: &'static str;
+    /// Its binary.
+    fn binary() -> &'static Path;
+}
+
+/// The Spin the tests are for (4.1.0-pre0): it serves both components.
+pub struct Latest;
+
+impl SpinRelease for Latest {
+    const TOOL: &'static str = "spin";
+    fn binary() -> &'static Path {
+        tools::spin()
+    }
+}
+
+/// Spin 4.0, the newest tagged release: it serves the WASI 0.2 component only.
+pub struct V4_0;
+
+impl SpinRelease for V4_0 {
+    const TOOL: &'static str = "spin-4.0";
+    fn binary() -> &'static Path {
+        tools::spin_4_0()
+    }
+}
+
+/// `spin up`, on the Spin the tests are for.
+pub type Spin = SpinUp<Latest>;
+/// `spin up`, on Spin 4.0.
+pub type Spin4_0 = SpinUp<V4_0>;
+
+/// `spin up` serving a component; interrupted and its directory removed on drop.
+pub struct SpinUp<R: SpinRelease> {
+    addr: SocketAddr,
+    process: Process,
+    label: String,
+    dir: PathBuf,
+    tail: JoinHandle<()>,
+    offsets: Arc<Mutex<Offsets>>,
+    release: PhantomData<R>,
+}
+
+impl<R: SpinRelease> SpinUp<R> {
+    /// Serves `wasm` with `manifest`'s route and environment, plus `env` (the component's, given
+    /// with `-e`) and `host_env` (Spin's own process environment).
+    pub async fn serve(
+        manifest: &SpinManifest,
+        wasm: &Path,
+        env: &[(&str, &str)],
+        host_env: &[(&str, &str)],
+    ) -> Self {
+        let dir = run_dir(R::TOOL);
+        let file = dir.join("spin.toml");
+        std::fs::write(&file, manifest_for(manifest, wasm)).unwrap();
+        let label = format!(
+            "spin up {}, {}",
+            tools::pinned_version(R::TOOL),
+            manifest.file
+        );
+        let mut command = Command::new(R::binary());
+        command
+            .arg("up")
+            .arg("-f")
+            .arg(&file)
+            .args(["--listen", "127.0.0.1:0", "--log-dir"])
+            .arg(dir.join("logs"));
+        for (name, value) in env {
+            command.arg("-e").arg(format!("{name}={value}"));
+        }
+        command.envs(host_env.iter().copied());
+        Self::spawn(command, &dir, label).await
+    }
+
+    /// Runs `command` (a `spin up` or `spin build --up` listening on port 0 of loopback, logging
+    /// to `dir/logs`) with `dir/data` as its data directory, and waits until it answers.
+    pub async fn spawn(mut command: Command, dir: &Path, label: String) -> Self {
+        command.env("SPIN_DATA_DIR", dir.join("data"));
+        let mut process = Process::spawn(label.clone(), &mut command);
+        let offsets = Arc::default();
+        let tail = tokio::spawn(tail_logs(
+            dir.join("logs"),
+            process.log().clone(),
+            Arc::clone(&offsets),
+        ));
+        // It loads the app, then says where it serves: "Serving http://127.0.0.1:PORT".
+        let addr = process
+            .wait_for("where it serves", Duration::from_secs(120), |line| {
+                line.trim().strip_prefix("Serving http://")?.parse().ok()
+            })
+            .await;
+        wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
+        SpinUp {
+            addr,
+            process,
+            label,
+            dir: dir.to_owned(),
+            tail,
+            offsets,
+            release: PhantomData,
+        }
+    }
+
+    /// The process, to signal.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Stops it with `signal` and returns how it exited, and its whole log (the component's log
+    /// files read to their end).
+    ///
+    /// What Spin logs for its own exit is left out: when it exits with a WASI 0.3 instance still
+    /// kept for reuse, it drops that instance's worker unfinished, and wasmtime-wasi-http reports
+    /// every worker dropped so as `worker failed: worker panicked` (wasmtime v47.0.2,
+    /// `crates/wasi-http/src/handler.rs:708`, the worker's `Dropper`; Spin prints it,
+    /// `crates/trigger-http/src/server.rs:792`). No guest code runs then; the same line before
+    /// the signal is a failure like any other.
+    pub async fn stop_with(mut self, signal: Signal) -> (std::process::ExitStatus, String) {
+        let log = self.process.log().clone();
+        self.read_logs();
+        let signalled = log.mark();
+        let status = self.process.stop(signal, Duration::from_secs(20)).await;
+        self.tail.abort();
+        self.read_logs();
+        let text = log.text();
+        let (before, after) = text.split_at(signalled);
+        (status, format!("{before}{}", without_exit_drops(after)))
+    }
+
+    /// Reads what the component's log files gained into the log.
+    fn read_logs(&self) {
+        let mut offsets = self.offsets.lock().unwrap();
+        read_new_lines(&self.dir.join("logs"), self.process.log(), &mut offsets);
+    }
+}
+
+/// `log` without the lines Spin writes for a worker it drops as it exits: `worker failed: worker
+/// panicked` and the backtrace under it (its indented lines).
+fn without_exit_drops(log: &str) -> String {
+    let mut kept = String::new();
+    let mut dropping = false;
+    for line in log.lines() {
+        if line == "worker failed: worker panicked" {
+            dropping = true;
+            continue;
+        }
+        if dropping && (line == "Stack backtrace:" || line.starts_with(' ')) {
+            continue;
+        }
+        dropping = false;
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+/// A fresh directory for one run under `target/spin-tests`.
+pub fn run_dir(tool: &str) -> PathBuf {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = root().join("target/spin-tests").join(format!(
+        "{tool}-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    dir
+}
+
+/// The manifest's text, with its component's `source` naming `wasm` (absolute): the one line
+/// the tests change.
+pub fn manifest_for(manifest: &SpinManifest, wasm: &Path) -> String {
+    let source = manifest.source();
+    let line = format!("source = \"{}\"", source.display());
+    assert_eq!(
+        manifest.text.matches(&line).count(),
+        1,
+        "{} has one `{line}`",
+        manifest.file
+    );
+    manifest
+        .text
+        .replace(&line, &format!("source = \"{}\"", wasm.display()))
+}
+
+/// A copy of the repository as a fresh clone has it: the files git tracks, and those it does not
+/// ignore, without `target/`, under `target/spin-build-tests/PID`.
+pub fn fresh_copy() -> PathBuf {
+    let copy = root()
+        .join("target/spin-build-tests")
+        .join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&copy);
+    let listed = std::process::Command::new("git")
+        .current_dir(root())
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .expect("run git ls-files");
+    assert!(listed.status.success(), "git ls-files failed");
+    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let file = Path::new(std::str::from_utf8(file).expect("a UTF-8 path"));
+        let (from, to) = (root().join(file), copy.join(file));
+        if !from.is_file() {
+            continue; // Deleted in the working tree.
+        }
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap_or_else(|err| panic!("copy {}: {err}", file.display()));
+    }
+    copy
+}
+
+/// How far each log file has been read.
+#[derive(Default)]
+struct Offsets(std::collections::BTreeMap<PathBuf, usize>);
+
+/// Appends what the component's log files under `dir` gained since last time to `log`, each
+/// line prefixed with its file's name, until aborted.
+async fn tail_logs(dir: PathBuf, log: Log, offsets: Arc<Mutex<Offsets>>) {
+    loop {
+        read_new_lines(&dir, &log, &mut offsets.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One pass of [`tail_logs`]: the whole lines each file gained.
+fn read_new_lines(dir: &Path, log: &Log, offsets: &mut Offsets) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    files.sort();
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let read = offsets.0.entry(file.clone()).or_default();
+        let Some(end) = bytes[*read..].iter().rposition(|b| *b == b'\n') else {
+            continue;
+        };
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for line in String::from_utf8_lossy(&bytes[*read..*read + end]).lines() {
+            log.push(&format!("[{name}] {line}"));
+        }
+        *read += end + 1;
+    }
+}
+
+impl<R: SpinRelease> Drop for SpinUp<R> {
+    fn drop(&mut self) {
+        self.tail.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl<R: SpinRelease> Host for SpinUp<R> {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn log(&self) -> Log {
+        self.process.log().clone()
+    }
+}
+
+impl<R: SpinRelease> ComponentHost for SpinUp<R> {
+    async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
+        Self::serve(&component.manifest(), &component.wasm(), env, &[]).await
+    }
+
+    /// SIGINT, as Ctrl-C in the terminal a user runs `spin up` in. Spin stops at once either
+    /// way, dropping the requests in flight (`tests/wasm_hosts.rs` measures it).
+    async fn stop(self) -> String {
+        self.stop_with(Signal::SIGINT).await.1
+    }
+}
