@@ -6,7 +6,10 @@
 //!   alike (HTTP/2 with GOAWAY); hyper bounds each later HTTP/1.1 head, and HTTP/2 pings find
 //!   peers that are gone while their requests wait;
 //! * on shutdown it finishes the requests it has and closes; past the grace period it is cut
-//!   off.
+//!   off. A connection that has not sent its first request yet is given until
+//!   [`FIRST_REQUEST_WINDOW`] after it was accepted (and no longer than its first header
+//!   timeout) to send it, and is answered with `connection: close`: a client that connected just
+//!   before the signal cannot tell a connection closed unanswered from a request lost.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,6 +28,11 @@ use super::detect::{self, Protocol};
 use super::drain::Steps;
 use super::{Shared, service};
 
+/// How long after it was accepted a connection may still send its first request once the
+/// server drains, at most: as Go's `net/http` `Server.Shutdown` gives a new connection (5 s before
+/// it counts as idle). Its header timeout bounds it too, and the grace period bounds everything.
+pub(super) const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(5);
+
 /// Serves one connection until it closes.
 ///
 /// Thousands of these wait at once, so the task holds little beyond hyper's connection: the
@@ -39,22 +47,34 @@ pub(super) async fn serve(
     _slot: OwnedSemaphorePermit,
 ) {
     let _open = shared.metrics.connection_opened();
+    tracing::debug!(%peer, "connection accepted");
     // Small answers should leave at once, not wait for more to coalesce with.
     let _ = stream.set_nodelay(true);
-    let head_deadline = Instant::now() + shared.header_read_timeout;
-
-    let detected = tokio::select! {
-        // First: bytes a client sent before the drain began are a request to read.
-        biased;
-        detected = tokio::time::timeout_at(head_deadline, detect::detect(stream)) => detected,
-        () = steps.draining.cancelled() => return,
+    let accepted = Instant::now();
+    let first = FirstRequest {
+        by: accepted + shared.header_read_timeout,
+        when_draining: accepted + shared.header_read_timeout.min(FIRST_REQUEST_WINDOW),
     };
-    let (protocol, io) = match detected {
-        Ok(Ok(Some(detected))) => detected,
-        _ => {
-            tracing::debug!(%peer, "closing a connection that sent no request");
-            return;
+
+    let detected = {
+        let mut detecting = std::pin::pin!(detect::detect(stream));
+        let mut deadline = first.by;
+        loop {
+            tokio::select! {
+                // First: bytes a client sent are a request to read, draining or not.
+                biased;
+                detected = &mut detecting => break detected.ok().flatten(),
+                () = tokio::time::sleep_until(deadline) => break None,
+                () = steps.closing.cancelled() => break None,
+                () = steps.draining.cancelled(), if deadline != first.when_draining => {
+                    deadline = first.when_draining;
+                }
+            }
         }
+    };
+    let Some((protocol, io)) = detected else {
+        tracing::debug!(%peer, "closing a connection that sent no request");
+        return;
     };
 
     let activity = Arc::new(Activity::default());
@@ -63,16 +83,16 @@ pub(super) async fn serve(
         service_fn(move |request| service::answer(&shared, peer, &activity, request))
     };
     let io = TokioIo::new(io);
-    let idle = (head_deadline, shared.header_read_timeout);
+    let idle = shared.header_read_timeout;
     let result = match protocol {
         Protocol::Http1 => {
             let conn = std::pin::pin!(shared.http1.serve_connection(io, service));
-            drive(conn, &steps, &activity, idle).await
+            drive(conn, &steps, &activity, first, idle).await
         }
         // Rare here, and a larger state: kept out of the common task's size.
         Protocol::Http2 => {
             let mut conn = Box::pin(shared.http2.serve_connection(io, service));
-            drive(conn.as_mut(), &steps, &activity, idle).await
+            drive(conn.as_mut(), &steps, &activity, first, idle).await
         }
     };
     if let Err(err) = result {
@@ -81,10 +101,19 @@ pub(super) async fn serve(
     }
 }
 
+/// When a connection's first request head must have come: by its header timeout, and, once the
+/// server drains, by the end of its [`FIRST_REQUEST_WINDOW`] (whichever is first).
+#[derive(Debug, Clone, Copy)]
+struct FirstRequest {
+    by: Instant,
+    when_draining: Instant,
+}
+
 /// Runs a connection to its end: until it closes, its first head misses its deadline (closed
 /// at once), it goes idle (closed gracefully: GOAWAY on HTTP/2; cut off a timeout later if it
 /// still has not finished), or the server drains (it finishes what it has and closes, unless the
-/// grace period ends first).
+/// grace period ends first; one that has had no request yet is first given its window to send
+/// one, which is then answered with `connection: close`).
 ///
 /// It takes the connection pinned where the caller holds it: passed by value, the connection
 /// (about 700 bytes) would be stored twice in the connection's task, once in each future.
@@ -92,7 +121,8 @@ async fn drive<C>(
     mut conn: Pin<&mut C>,
     steps: &Steps,
     activity: &Activity,
-    (first_deadline, idle): (Instant, Duration),
+    first: FirstRequest,
+    idle: Duration,
 ) -> Result<(), C::Error>
 where
     C: GracefulConnection,
@@ -103,11 +133,22 @@ where
         biased;
         result = conn.as_mut() => return result,
         () = steps.draining.cancelled() => false,
-        ended = activity.idle(first_deadline, idle) => match ended {
+        ended = activity.idle(first.by, idle) => match ended {
             Idle::NoRequest => return Ok(()),
             Idle::Quiet => true,
         },
     };
+    if !idled && !activity.has_had_a_request() {
+        // Draining before its first request: hyper would close an idle connection at once, so
+        // serve it until that request begins (then the shutdown below lets it finish) or its
+        // window ends.
+        tokio::select! {
+            biased;
+            result = conn.as_mut() => return result,
+            () = activity.first_request(first.when_draining) => {}
+            () = steps.closing.cancelled() => return Ok(()),
+        }
+    }
     conn.as_mut().graceful_shutdown();
     // Gone idle, the connection gets one more timeout to finish: an answer a client does not
     // read would otherwise hold it (hyper has no write timeout) until the server shuts down.
@@ -148,6 +189,29 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_waiters();
         InFlight(Arc::clone(self))
+    }
+
+    /// Whether a request has begun on the connection.
+    fn has_had_a_request(&self) -> bool {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    /// Completes once a request has begun on the connection, or at `deadline`.
+    async fn first_request(&self, deadline: Instant) {
+        let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+        let mut sleep = sleep;
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.has_had_a_request() {
+                return;
+            }
+            tokio::select! {
+                () = &mut sleep => return,
+                () = &mut changed => {}
+            }
+        }
     }
 
     /// Completes once no request has been in flight for `timeout`; the first time, by `first`.

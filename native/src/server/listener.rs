@@ -5,6 +5,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -13,7 +14,9 @@ use tokio::sync::Semaphore;
 use super::drain::Drain;
 use super::{Shared, connection};
 
-/// Accepts connections on `listener` and spawns a task for each, until `shutdown` completes.
+/// Accepts connections on `listener` and spawns a task for each, until `shutdown` completes;
+/// then accepts what the kernel has already queued, past the cap if need be, since each of those
+/// clients has connected and may have sent its request: closing the listener would reset them.
 pub(super) async fn accept(
     listener: &TcpListener,
     shared: &Arc<Shared>,
@@ -54,6 +57,35 @@ pub(super) async fn accept(
                 }
             },
         }
+    }
+    // What the kernel queued before the signal: the backlog is bounded, so is this.
+    slots.add_permits(super::LISTEN_BACKLOG as usize);
+    let mut queued = 0;
+    while let Poll::Ready(accepted) =
+        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await
+    {
+        let Ok((stream, peer)) = accepted else {
+            // A client gone, or no descriptor left: what remains is lost either way.
+            break;
+        };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => break,
+        };
+        queued += 1;
+        drain.spawn(connection::serve(
+            stream,
+            peer,
+            Arc::clone(shared),
+            drain.steps(),
+            slot,
+        ));
+    }
+    if queued > 0 {
+        tracing::info!(
+            connections = queued,
+            "accepted the connections queued before shutdown"
+        );
     }
 }
 

@@ -150,6 +150,17 @@ impl Process {
             .unwrap_or_else(|err| panic!("{signal} to {}: {err}", self.name));
     }
 
+    /// A future that sends it `signal` when awaited, holding only its pid (so the process can
+    /// be borrowed meanwhile).
+    pub fn signal_later(&self, signal: Signal) -> impl Future<Output = ()> + Send + 'static {
+        let pid = self.child.id().expect("the process is running");
+        let name = self.name.clone();
+        async move {
+            kill(Pid::from_raw(pid as i32), signal)
+                .unwrap_or_else(|err| panic!("{signal} to {name}: {err}"));
+        }
+    }
+
     /// Sends `signal`, waits up to `timeout` for the process to exit and for the last of its
     /// output, and returns how it exited; panics, with its log, if it does not.
     pub async fn stop(&mut self, signal: Signal, timeout: Duration) -> ExitStatus {

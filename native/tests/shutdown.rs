@@ -1,0 +1,91 @@
+//! The `hello-edge` binary stopped by SIGTERM while clients are still arriving, as `docker stop`,
+//! systemd or a plain `kill` stop it (none of which pauses first, as a Kubernetes preStop does):
+//! every connection the server accepted gets its answer, and what the kernel had queued for it
+//! is accepted too.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use support::conformance::{self, Arrival};
+use support::host::{Host, NativeBinary};
+use support::process::raise_open_file_limit;
+
+/// 300 clients connect one every 2 ms, each sending its request 30 ms after it connected, and
+/// SIGTERM comes 200 ms in: some have connected and not yet sent, some are sending, the later
+/// ones find the listener closed. Every client the server accepted is answered, with
+/// `connection: close`, and the server exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_every_connection_it_accepted_while_clients_arrive() {
+    raise_open_file_limit(2048);
+    let mut server = binary(&["--delay-ms", "500"]).await;
+    let addr = server.addr();
+    let signal = server.process().signal_later(Signal::SIGTERM);
+    let arrivals = conformance::arrive_through_a_stop(
+        addr,
+        300,
+        Duration::from_millis(2),
+        Duration::from_millis(30),
+        Duration::from_millis(200),
+        signal,
+    )
+    .await;
+    let (status, log) = server.stop().await;
+    check(&arrivals, &log);
+    assert!(status.success(), "exit status {status}:\n{log}");
+}
+
+/// With `--max-connections 20`, 60 clients connect and send their requests: 20 are served and 40
+/// wait in the listen backlog, as at the cap they should. SIGTERM then comes: the 40 are taken
+/// from the backlog before the listener closes, and all 60 are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
+    let mut server = binary(&["--delay-ms", "500", "--max-connections", "20"]).await;
+    let addr = server.addr();
+    let signal = server.process().signal_later(Signal::SIGTERM);
+    let arrivals = conformance::arrive_through_a_stop(
+        addr,
+        60,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::from_millis(250),
+        signal,
+    )
+    .await;
+    let (status, log) = server.stop().await;
+    check(&arrivals, &log);
+    let answered = arrivals.iter().filter(|a| a.answered()).count();
+    assert_eq!(answered, 60, "{answered} of 60 answered:\n{log}");
+    assert!(status.success(), "exit status {status}:\n{log}");
+}
+
+/// Every connection the server logged as accepted was answered, and every client that connected
+/// was accepted (but for one reset between the last accept and the close).
+fn check(arrivals: &[Arrival], log: &str) {
+    let accepted = conformance::accepted_ports(log);
+    let report = conformance::unanswered(arrivals, &accepted, 1);
+    let answered = arrivals.iter().filter(|a| a.answered()).count();
+    let refused = arrivals.iter().filter(|a| a.port.is_none()).count();
+    eprintln!(
+        "{} clients: {answered} answered, {refused} refused, {} accepted",
+        arrivals.len(),
+        accepted.len()
+    );
+    assert!(report.is_empty(), "{report}\nthe server's log:\n{log}");
+    assert!(answered > 0, "no client was answered:\n{log}");
+}
+
+/// The `hello-edge` binary with these flags, logging each connection it accepts.
+async fn binary(flags: &[&str]) -> NativeBinary {
+    let env = [
+        ("RUST_LOG", "hello_edge_native::server=debug"),
+        ("NO_COLOR", "1"),
+    ];
+    NativeBinary::start_with(
+        Path::new(env!("CARGO_BIN_EXE_hello-edge")),
+        flags,
+        &env,
+        None,
+    )
+    .await
+}
