@@ -1,33 +1,54 @@
-//! The deploy path, the whole way, with the real tools: build the three artifacts, push them to a
-//! real OCI registry on loopback, pull each back by digest, check the bytes and the image
-//! configuration, then run what was pulled (the native binary as a process, the component under
-//! the pinned `wasmtime serve`) and pass the conformance table on it.
+//! The deploy path, the whole way, with the real tools: build the artifacts, push them to a real
+//! OCI registry on loopback, pull each back by digest, check the bytes and the image
+//! configuration, then run what was pulled as the engines run it, and pass the conformance table
+//! on each:
+//!
+//! * the native image on containerd and runc, as a Kubernetes node runs the Deployment of
+//!   `deploy/kubernetes/hello-edge.yaml`: its user, read-only root, capabilities, environment
+//!   and limits read from that manifest, and seen in the running container;
+//! * the SpinKube image on the Spin shim (`io.containerd.spin.v2`), as a SpinKube node runs it;
+//!   and a WASI 0.3 one, which the shim refuses;
+//! * the wasm OCI artifact under the pinned `wasmtime serve`.
 //!
 //! One test, because it is slow (a static release build of the native server); the fast checks
 //! of the manifests are in `tests/manifests.rs`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use support::client::Protocol;
-use support::component::WASIP2;
+use http::StatusCode;
+use serde_json::Value;
+use support::client::{self, Protocol};
+use support::component::{WASIP2, WASIP3};
 use support::conformance;
-use support::host::{ComponentHost, NativeBinary, Wasmtime};
+use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
+use support::host::{ComponentHost, Host, Wasmtime, assert_clean};
+use support::manifest::{Manifest, env_of};
 use support::oci::{self, Image, Registry};
-use support::tools::root;
+use support::process::raise_open_file_limit;
+use support::tools::{self, root};
 
 /// The delay the pulled artifacts run with: the default.
 const DELAY: Duration = Duration::from_millis(500);
 
-/// build → push → pull back by digest → check the bytes → run → conformance, for the native
-/// image, the Spin shim image and the wasm OCI artifact.
+/// The runtime a SpinKube node runs SpinApps on (the spin-operator's `containerd-shim-spin`
+/// executor).
+const SPIN_SHIM: &str = "io.containerd.spin.v2";
+
+/// The WASI 0.3 build as a SpinKube image, made only to see the shim refuse it.
+const WASIP3_SPIN_REPOSITORY: &str = "hello-edge-spin-wasip3";
+
+/// build → push → pull back by digest → check the bytes → run as the engines run it →
+/// conformance, for the native image, the Spin shim image and the wasm OCI artifact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn artifacts_go_through_a_registry_and_still_conform() {
+async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
+    // The cap's connections are descriptors here, and in the container.
+    raise_open_file_limit(12_000);
     let work = tempdir("deploy");
     let registry = Registry::start(&work.join("registry"));
     let host = registry.host();
 
-    // Build: the static binary and the component, each as its own documented command builds it.
+    // Build: the static binary and the components, each as its own documented command builds it.
     let binary = static_binary();
     let component = WASIP2.wasm();
     let context = stage_context(&work.join("context"), &binary, &component);
@@ -36,33 +57,39 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
     // `wash oci`.
     let buildah_dir = work.join("buildah");
     for (image, containerfile) in [
-        (Image::Native, "deploy/kubernetes/Containerfile"),
-        (Image::Spin, "deploy/spinkube/Containerfile"),
+        (
+            Image::Native,
+            root().join("deploy/kubernetes/Containerfile"),
+        ),
+        (Image::Spin, root().join("deploy/spinkube/Containerfile")),
     ] {
-        let local = format!("localhost/{}:test", image.repository());
-        oci::run(
-            oci::buildah(&buildah_dir)
-                .args(["build", "--isolation", "chroot", "-f"])
-                .arg(root().join(containerfile))
-                .args(["-t", &local])
-                .arg(&context),
+        build_and_push(
+            &buildah_dir,
+            &context,
+            &containerfile,
+            image.repository(),
+            &host,
         );
-        let digest_file = work.join(format!("{}.digest", image.repository()));
-        oci::run(
-            oci::buildah(&buildah_dir)
-                .args(["push", "--tls-verify=false", "--digestfile"])
-                .arg(&digest_file)
-                .arg(&local)
-                .arg(format!("docker://{}", image.reference(&host))),
+        assert_eq!(
+            registry.digest_of(image.repository()),
+            registry.digest(image),
+            "{image:?}"
         );
-        let pushed = std::fs::read_to_string(&digest_file).unwrap();
-        assert_eq!(pushed.trim(), registry.digest(image), "{image:?}");
     }
     oci::run(
         oci::wash()
             .args(["oci", "push", "--insecure"])
             .arg(Image::Component.reference(&host))
             .arg(&component),
+    );
+    // The WASI 0.3 component as the same kind of image: spin-wasip3.toml as /spin.toml.
+    let wasip3_context = stage_wasip3_context(&work.join("context-wasip3"));
+    build_and_push(
+        &buildah_dir,
+        &wasip3_context,
+        &wasip3_context.join("Containerfile"),
+        WASIP3_SPIN_REPOSITORY,
+        &host,
     );
 
     // Pull each back by digest, and check what came back is what was built.
@@ -104,22 +131,18 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
     );
     assert_same_file(&pulled_component, &component);
 
-    // Run what was pulled: the binary as the image would (its environment, on loopback), and
-    // the component under wasmtime serve. Both pass the conformance table.
-    let mut server = start_pulled_binary(&native).await;
-    let report = conformance::run_on(&server, Protocol::Http1, DELAY).await;
-    assert!(report.is_empty(), "the pulled native server:\n{report}");
-    // SIGTERM, as Kubernetes sends it: the server drains and exits 0.
-    let (status, log) = server.stop().await;
-    assert!(
-        status.success(),
-        "exit status {status} after SIGTERM:\n{log}"
-    );
+    // Run what was pulled: the images on containerd, as a node runs them; the component under
+    // wasmtime serve.
+    let containerd = Containerd::start().await;
+    native_image_as_the_deployment_runs_it(&containerd, &registry, &native.config).await;
+    spinkube_image_on_the_spin_shim(&containerd, &registry).await;
+    wasip3_image_refused_by_the_spin_shim(&containerd, &registry).await;
+    drop(containerd);
 
-    let host = Wasmtime::serve(&pulled_component, &[], &[]).await;
-    let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
+    let wasmtime = Wasmtime::serve(&pulled_component, &[], &[]).await;
+    let report = conformance::run_on(&wasmtime, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled component:\n{report}");
-    host.stop().await;
+    wasmtime.stop().await;
 
     // What each artifact weighs in the registry (its layers, compressed as pushed).
     for image in [Image::Native, Image::Spin, Image::Component] {
@@ -142,6 +165,383 @@ async fn artifacts_go_through_a_registry_and_still_conform() {
     );
     drop(registry);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The native image pulled by digest and run on containerd and runc as a node runs the
+/// Deployment's container: with what `deploy/kubernetes/hello-edge.yaml` asks, read from it, and
+/// seen in the running container. Then the table, the admin port, its JSON log, the connection
+/// cap's connections under the memory limit, and SIGTERM while clients are still arriving.
+async fn native_image_as_the_deployment_runs_it(
+    containerd: &Containerd,
+    registry: &Registry,
+    image_config: &Value,
+) {
+    let manifest = Manifest::read("deploy/kubernetes/hello-edge.yaml");
+    let pod = &manifest.kind("Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    // A container's securityContext overrides the pod's, field by field.
+    let security = |field: &str| {
+        let own = &container["securityContext"][field];
+        if own.is_null() {
+            pod["securityContext"][field].clone()
+        } else {
+            own.clone()
+        }
+    };
+    let id = |field: &str| {
+        security(field)
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}")) as u32
+    };
+    let user = (id("runAsUser"), id("runAsGroup"));
+    let env = env_of(container);
+    let mut vars: Vec<(String, String)> = container["env"]
+        .as_array()
+        .expect("the container's env")
+        .iter()
+        .map(|var| {
+            let name = var["name"].as_str().unwrap().to_owned();
+            let value = env(&name).expect("a literal value");
+            (name, value)
+        })
+        .collect();
+    // The one addition to the manifest's environment: the accepted connections, logged, for the
+    // drain's check below (at debug, in JSON like the rest).
+    vars.push((
+        "RUST_LOG".into(),
+        "hello_edge=info,hello_edge_native=info,hello_edge_native::server=debug".into(),
+    ));
+    let limits = &container["resources"]["limits"];
+    let spec = PodSpec {
+        image_config: image_config["config"].clone(),
+        env: vars,
+        user,
+        read_only_root: security("readOnlyRootFilesystem") == true,
+        keep_capabilities: !container["securityContext"]["capabilities"]["drop"]
+            .as_array()
+            .is_some_and(|drop| drop.iter().any(|cap| cap == "ALL")),
+        allow_privilege_escalation: security("allowPrivilegeEscalation") != false,
+        memory_limit: memory_bytes(limits["memory"].as_str().expect("a memory limit")),
+        cpu_limit_millis: cpu_millis(limits["cpu"].as_str().expect("a CPU limit")),
+    };
+    let port = |name: &str| -> u16 {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|port| port["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} port"))["containerPort"]
+            .as_u64()
+            .unwrap() as u16
+    };
+    let delay = hello_edge::Delay::from_millis_str(&env("HELLO_EDGE_DELAY_MS").unwrap())
+        .unwrap()
+        .as_duration();
+    let cap: usize = env("HELLO_EDGE_MAX_CONNECTIONS").unwrap().parse().unwrap();
+
+    let reference = registry.by_digest(Image::Native);
+    containerd.pull(&reference);
+    let started = Instant::now();
+    let mut running = containerd.run_pod(&reference, &spec).await;
+    let addr = running.serving().await;
+    let first = client::get(addr, "/healthz").await.expect("an answer");
+    assert_eq!(first.status, StatusCode::OK);
+    eprintln!(
+        "native image: ctr run to the first 200 in {:?}",
+        started.elapsed()
+    );
+
+    // It serves where the manifest's ports say, app and admin.
+    assert_eq!(addr.port(), port("http"), "the app's port");
+    let admin = on_loopback(
+        running
+            .wait_for("its admin address", Duration::from_secs(5), |line| {
+                hello_edge_native::parse_admin_line(line)
+            })
+            .await,
+    );
+    assert_eq!(admin.port(), port("admin"), "the admin port");
+
+    // What the node made of the manifest, seen in the running container.
+    let pid = running.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let image_user = image_config["config"]["User"].as_str().unwrap_or_default();
+    assert_eq!(
+        image_user,
+        format!("{}:{}", user.0, user.1),
+        "the image's USER and the manifest's runAsUser:runAsGroup differ"
+    );
+    assert_ne!(user.0, 0, "runAsNonRoot");
+    assert_eq!(field("Uid"), [user.0.to_string().as_str(); 4], "its user");
+    assert_eq!(field("Gid"), [user.1.to_string().as_str(); 4], "its group");
+    for set in ["CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), ["0000000000000000"], "{set}: no capabilities");
+    }
+    assert_eq!(field("NoNewPrivs"), ["1"], "no privilege escalation");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root_mount = mounts
+        .lines()
+        .find(|line| line.split_whitespace().nth(4) == Some("/"))
+        .expect("the root mount");
+    let options = root_mount.split_whitespace().nth(5).unwrap();
+    assert!(
+        options.split(',').any(|option| option == "ro"),
+        "the root filesystem is not read-only: {root_mount}"
+    );
+    let cgroup_limit: u64 = read_number(&running.memory_cgroup_file("memory.limit_in_bytes"));
+    assert_eq!(cgroup_limit, spec.memory_limit, "the memory limit");
+    // The open-file limit the node gives (containerd's own) holds the connection cap.
+    let limits_file = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: u64 = limits_file
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .expect("Max open files");
+    eprintln!("native image: open-file limit {open_files}, connection cap {cap}");
+    assert!(
+        open_files >= cap as u64 + 64,
+        "the container's open-file limit ({open_files}) is below the connection cap ({cap})"
+    );
+
+    let report = conformance::run_on(&running, Protocol::Http1, delay).await;
+    assert!(
+        report.is_empty(),
+        "the native image on containerd:\n{report}"
+    );
+
+    // Liveness and metrics on the admin port.
+    let live = client::get(admin, "/healthz").await.unwrap();
+    assert_eq!(
+        (live.status, live.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    let metrics = client::get(admin, "/metrics").await.unwrap();
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics
+            .text()
+            .contains(r#"hello_edge_requests_total{route="hello",status="200"}"#),
+        "{}",
+        metrics.text()
+    );
+
+    // The connection cap's connections, all waiting at once, within the memory limit.
+    let took = conformance::assert_overlap(addr, cap, delay, Duration::from_secs(30)).await;
+    let peak = read_number(&running.memory_cgroup_file("memory.max_usage_in_bytes"));
+    let failed = read_number(&running.memory_cgroup_file("memory.failcnt"));
+    eprintln!(
+        "native image: {cap} connections at once in {took:?}, peak memory {:.1} MiB of {:.0} MiB",
+        peak as f64 / f64::from(1 << 20),
+        spec.memory_limit as f64 / f64::from(1 << 20)
+    );
+    assert_eq!(failed, 0, "the container hit its memory limit");
+
+    // SIGTERM, as the kubelet sends it after the preStop pause, while clients still arrive:
+    // every connection it accepted is answered, and it exits 0.
+    let arrivals = conformance::arrive_through_a_stop(
+        addr,
+        300,
+        Duration::from_millis(2),
+        Duration::from_millis(30),
+        Duration::from_millis(200),
+        running.kill_later("SIGTERM"),
+    )
+    .await;
+    let exit = running.exited(Duration::from_secs(30)).await;
+    let log = running.log().text();
+    let accepted = conformance::accepted_ports(&log);
+    let report = conformance::unanswered(&arrivals, &accepted, 1);
+    let answered = arrivals.iter().filter(|a| a.answered()).count();
+    let refused = arrivals.iter().filter(|a| a.port.is_none()).count();
+    eprintln!(
+        "native image, SIGTERM while 300 clients arrive: {answered} answered, {refused} refused, \
+         exit {exit}"
+    );
+    assert!(report.is_empty(), "{report}\nthe container's log:\n{log}");
+    assert!(exit.success(), "exit status {exit} after SIGTERM:\n{log}");
+
+    // Its log is JSON, a line an object (but the two lines that say where it serves).
+    for line in log.lines() {
+        if line.starts_with("Serving http://") || line.starts_with("Admin http://") {
+            continue;
+        }
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line:?}"));
+        assert!(object["level"].is_string(), "{line}");
+    }
+    assert!(
+        !log.contains("the open-file limit is below the connection cap"),
+        "{log}"
+    );
+}
+
+/// The SpinKube image pulled by digest and run on the Spin shim, as a SpinKube node runs it: the
+/// table, 200 requests overlapping, the shim's log and the guest's clean, and what SIGTERM does
+/// with requests in flight (as the README says: the shim aborts, exits 0, answers none).
+async fn spinkube_image_on_the_spin_shim(containerd: &Containerd, registry: &Registry) {
+    let _ = tools::spin_shim();
+    let reference = registry.by_digest(Image::Spin);
+    containerd.pull(&reference);
+    let mark = containerd.log().mark();
+    let started = Instant::now();
+    let listen = [("SPIN_HTTP_LISTEN_ADDR", "127.0.0.1:0")];
+    let mut app = containerd
+        .run_on(SPIN_SHIM, &reference, &listen, &["/"])
+        .await;
+    let addr = app.serving().await;
+    let first = client::get(addr, "/healthz").await.expect("an answer");
+    assert_eq!(first.status, StatusCode::OK);
+    eprintln!(
+        "SpinKube image: ctr run to the first 200 in {:?}",
+        started.elapsed()
+    );
+
+    let delay = spin_toml_delay();
+    let report = conformance::run_on(&app, Protocol::Http1, delay).await;
+    assert!(
+        report.is_empty(),
+        "the SpinKube image on the shim:\n{report}"
+    );
+    conformance::assert_overlap(addr, 200, delay, Duration::from_secs(3)).await;
+
+    // SIGTERM with 20 requests in flight.
+    let requests: Vec<_> = (0..20)
+        .map(|i| tokio::spawn(async move { client::get(addr, &format!("/hello/{i}")).await }))
+        .collect();
+    tokio::time::sleep(delay / 2).await;
+    let signalled = Instant::now();
+    let exit = app.stop("SIGTERM", Duration::from_secs(20)).await;
+    let took = signalled.elapsed();
+    let mut answered = 0;
+    for request in requests {
+        if request.await.unwrap().is_ok() {
+            answered += 1;
+        }
+    }
+    eprintln!("SpinKube image, SIGTERM: exit {exit} after {took:?}, {answered} of 20 answered");
+    assert!(exit.success(), "exit status {exit} after SIGTERM");
+    assert_eq!(
+        answered, 0,
+        "the shim answered {answered} of 20 requests in flight on SIGTERM: it drains now, so the \
+         README's host table and deploy/spinkube's preStop advice are out of date"
+    );
+    assert_clean(&app.label(), &app.log().text());
+    assert_clean("containerd (the Spin shim)", &containerd.log().since(mark));
+}
+
+/// The WASI 0.3 component as a SpinKube image: the shim (Spin 3.6, which knows only a release
+/// candidate of WASI 0.3) refuses it at start, saying why in containerd's log, and never serves.
+async fn wasip3_image_refused_by_the_spin_shim(containerd: &Containerd, registry: &Registry) {
+    let reference = format!(
+        "{}/{WASIP3_SPIN_REPOSITORY}@{}",
+        registry.host(),
+        registry.digest_of(WASIP3_SPIN_REPOSITORY)
+    );
+    containerd.pull(&reference);
+    let mark = containerd.log().mark();
+    let listen = [("SPIN_HTTP_LISTEN_ADDR", "127.0.0.1:0")];
+    let mut app = containerd
+        .run_on(SPIN_SHIM, &reference, &listen, &["/"])
+        .await;
+    let exit = app.exited(Duration::from_secs(60)).await;
+    let output = app.log().text();
+    let log = containerd.log().since(mark);
+    eprintln!(
+        "WASI 0.3 SpinKube image on the shim: exit {exit}, saying:\n{}",
+        log.lines()
+            .filter(|line| line.contains("wasi:http"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !exit.success(),
+        "the shim ran the WASI 0.3 component:\n{output}"
+    );
+    assert!(!output.contains("Serving http://"), "{output}");
+    assert!(
+        log.contains(
+            "component imports instance `wasi:http/types@0.3.0`, but a matching implementation \
+             was not found in the linker"
+        ),
+        "containerd's log does not say why:\n{log}\nthe container's output:\n{output}"
+    );
+}
+
+/// Builds `containerfile` in `context` with buildah and pushes it as `repository:VERSION`.
+fn build_and_push(
+    buildah: &Path,
+    context: &Path,
+    containerfile: &Path,
+    repository: &str,
+    host: &str,
+) {
+    let local = format!("localhost/{repository}:test");
+    oci::run(
+        oci::buildah(buildah)
+            .args(["build", "--isolation", "chroot", "-f"])
+            .arg(containerfile)
+            .args(["-t", &local])
+            .arg(context),
+    );
+    oci::run(
+        oci::buildah(buildah)
+            .args(["push", "--tls-verify=false"])
+            .arg(&local)
+            .arg(format!(
+                "docker://{host}/{repository}:{}",
+                tools::workspace_version()
+            )),
+    );
+}
+
+/// A build context for the WASI 0.3 SpinKube image: spin-wasip3.toml as /spin.toml, and the
+/// component at the path its `source` names, as deploy/spinkube/Containerfile lays out the
+/// default one.
+fn stage_wasip3_context(context: &Path) -> PathBuf {
+    let manifest = WASIP3.manifest();
+    let source = manifest.source();
+    let target = context.join(&source);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(WASIP3.wasm(), &target).unwrap();
+    std::fs::copy(root().join(WASIP3.manifest), context.join("spin.toml")).unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        format!(
+            "FROM scratch\nCOPY spin.toml /spin.toml\nCOPY {0} /{0}\n",
+            source.display()
+        ),
+    )
+    .unwrap();
+    context.to_owned()
+}
+
+/// The delay spin.toml bakes into the SpinKube image.
+fn spin_toml_delay() -> Duration {
+    let manifest = WASIP2.manifest();
+    let delay = manifest.component()["environment"]["HELLO_EDGE_DELAY_MS"]
+        .as_str()
+        .expect("spin.toml's delay");
+    hello_edge::Delay::from_millis_str(delay)
+        .unwrap()
+        .as_duration()
+}
+
+/// A number in a file (a cgroup's).
+fn read_number(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// An image pulled back by digest, unpacked: its root filesystem and its configuration.
@@ -224,20 +624,6 @@ fn stage_context(context: &Path, binary: &Path, component: &Path) -> PathBuf {
     place(&root.join("spin.toml"), "spin.toml");
     place(&root.join(".dockerignore"), ".dockerignore");
     context.to_owned()
-}
-
-/// The pulled binary, run as the image runs it (no arguments, the image's environment only) but
-/// listening on port 0 of loopback.
-async fn start_pulled_binary(image: &Pulled) -> NativeBinary {
-    let mut command = tokio::process::Command::new(image.rootfs.join("hello-edge"));
-    command.env_clear();
-    for var in image.env() {
-        if let Some((name, value)) = var.split_once('=') {
-            command.env(name, value);
-        }
-    }
-    command.env("HELLO_EDGE_LISTEN", "127.0.0.1:0");
-    NativeBinary::from_command(command).await
 }
 
 fn assert_same_file(got: &Path, want: &Path) {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use support::manifest::{Manifest, env_of};
 use support::oci::Image;
 use support::tools::{self, root};
 
@@ -373,17 +374,6 @@ fn pod_labels(deployment: &Value) -> Value {
     labels
 }
 
-/// A lookup of a container's environment variables.
-fn env_of(container: &Value) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| {
-        container["env"]
-            .as_array()?
-            .iter()
-            .find(|var| var["name"] == name)
-            .and_then(|var| var["value"].as_str().map(str::to_owned))
-    }
-}
-
 fn validate(file: &str, version: &str) {
     let path = if Path::new(file).is_absolute() {
         Path::new(file).to_path_buf()
@@ -408,40 +398,4 @@ fn kubernetes_validate(args: &[&str]) -> Command {
     let mut command = tools::kubernetes_validate();
     command.args(args);
     command
-}
-
-/// The objects of a multi-document YAML file, as JSON values.
-struct Manifest {
-    file: &'static str,
-    objects: Vec<Value>,
-}
-
-impl Manifest {
-    fn read(file: &'static str) -> Manifest {
-        let text = std::fs::read_to_string(root().join(file))
-            .unwrap_or_else(|err| panic!("read {file}: {err}"));
-        let objects = serde_yaml_ng::Deserializer::from_str(&text)
-            .map(|doc| {
-                <Value as serde::Deserialize>::deserialize(doc)
-                    .unwrap_or_else(|err| panic!("{file} is not YAML: {err}"))
-            })
-            .filter(|object| !object.is_null())
-            .collect();
-        Manifest { file, objects }
-    }
-
-    /// The one object of this kind.
-    fn kind(&self, kind: &str) -> &Value {
-        let mut found = self.objects.iter().filter(|object| object["kind"] == kind);
-        let object = found
-            .next()
-            .unwrap_or_else(|| panic!("{} has no {kind}", self.file));
-        assert!(found.next().is_none(), "{} has two of {kind}", self.file);
-        object
-    }
-
-    /// The one object of this kind, alone.
-    fn only_kind(&self, kind: &str) -> Value {
-        self.kind(kind).clone()
-    }
 }

@@ -10,11 +10,15 @@
 //! * [`spin`]: `spin up`, on the Spin the tests are for and on Spin 4.0.
 //! * [`tools`]: where the pinned tools are (`cargo xtask setup` installs them).
 //! * [`oci`]: the images, a registry on loopback and the image tools, for the deploy tests.
+//! * [`containerd`]: a containerd of the tests' own, running the images as a node runs them.
+//! * [`manifest`]: the deploy manifests, read.
 
 pub mod client;
 pub mod component;
 pub mod conformance;
+pub mod containerd;
 pub mod host;
+pub mod manifest;
 pub mod oci;
 pub mod process;
 pub mod spin;

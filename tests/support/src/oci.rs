@@ -112,11 +112,22 @@ impl Registry {
 
     /// The digest the registry holds for `repository:tag`, from the distribution API.
     pub fn digest(&self, image: Image) -> String {
-        let path = format!(
-            "/v2/{}/manifests/{}",
+        self.digest_of(image.repository())
+    }
+
+    /// `HOST/REPOSITORY@DIGEST`: the image as a node pulls it, by digest.
+    pub fn by_digest(&self, image: Image) -> String {
+        format!(
+            "{}/{}@{}",
+            self.host(),
             image.repository(),
-            tools::workspace_version()
-        );
+            self.digest(image)
+        )
+    }
+
+    /// The digest the registry holds for `repository:VERSION`, from the distribution API.
+    pub fn digest_of(&self, repository: &str) -> String {
+        let path = format!("/v2/{repository}/manifests/{}", tools::workspace_version());
         let head = self
             .request("HEAD", &path, ACCEPT_MANIFESTS)
             .expect("HEAD manifest");

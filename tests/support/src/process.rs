@@ -143,6 +143,15 @@ impl Process {
         })
     }
 
+    /// Waits for it to exit and for the last of its output; how it exited.
+    pub async fn wait(&mut self) -> ExitStatus {
+        let status = self.child.wait().await.expect("wait for the process");
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
+        status
+    }
+
     /// Sends it a signal.
     pub fn signal(&self, signal: Signal) {
         let pid = self.child.id().expect("the process is running");

@@ -1,0 +1,56 @@
+//! The deploy manifests (`deploy/`), read as their engines read them: each YAML document an
+//! object, as JSON values.
+
+use serde_json::Value;
+
+use crate::tools::root;
+
+/// The objects of a multi-document YAML file, as JSON values.
+pub struct Manifest {
+    /// The file, relative to the repository root.
+    pub file: &'static str,
+    /// Its objects, in order.
+    pub objects: Vec<Value>,
+}
+
+impl Manifest {
+    /// Reads `file`, relative to the repository root.
+    pub fn read(file: &'static str) -> Manifest {
+        let text = std::fs::read_to_string(root().join(file))
+            .unwrap_or_else(|err| panic!("read {file}: {err}"));
+        let objects = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| {
+                <Value as serde::Deserialize>::deserialize(doc)
+                    .unwrap_or_else(|err| panic!("{file} is not YAML: {err}"))
+            })
+            .filter(|object| !object.is_null())
+            .collect();
+        Manifest { file, objects }
+    }
+
+    /// The one object of this kind.
+    pub fn kind(&self, kind: &str) -> &Value {
+        let mut found = self.objects.iter().filter(|object| object["kind"] == kind);
+        let object = found
+            .next()
+            .unwrap_or_else(|| panic!("{} has no {kind}", self.file));
+        assert!(found.next().is_none(), "{} has two of {kind}", self.file);
+        object
+    }
+
+    /// The one object of this kind, alone.
+    pub fn only_kind(&self, kind: &str) -> Value {
+        self.kind(kind).clone()
+    }
+}
+
+/// A lookup of a container's environment variables.
+pub fn env_of(container: &Value) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| {
+        container["env"]
+            .as_array()?
+            .iter()
+            .find(|var| var["name"] == name)
+            .and_then(|var| var["value"].as_str().map(str::to_owned))
+    }
+}
