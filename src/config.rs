@@ -35,6 +35,15 @@ impl Delay {
     /// The longest delay accepted, in milliseconds: one minute.
     pub const MAX_MILLIS: u64 = 60_000;
 
+    /// A delay of `ms` milliseconds, `0` to [`Delay::MAX_MILLIS`].
+    pub fn from_millis(ms: u64) -> Result<Delay, ConfigError> {
+        if ms <= Self::MAX_MILLIS {
+            Ok(Delay(Duration::from_millis(ms)))
+        } else {
+            Err(ConfigError::DelayTooLong(ms.to_string()))
+        }
+    }
+
     /// Parses a delay from a whole number of milliseconds, `0` to [`Delay::MAX_MILLIS`],
     /// as given on a command line or in an environment variable (surrounding spaces allowed).
     pub fn from_millis_str(s: &str) -> Result<Delay, ConfigError> {
@@ -44,7 +53,7 @@ impl Delay {
             return Err(ConfigError::DelayNotANumber(s.to_owned()));
         }
         match trimmed.parse::<u64>() {
-            Ok(ms) if ms <= Self::MAX_MILLIS => Ok(Delay(Duration::from_millis(ms))),
+            Ok(ms) if ms <= Self::MAX_MILLIS => Self::from_millis(ms),
             // Too many, or more digits than fit in a u64: say it as it was given.
             _ => Err(ConfigError::DelayTooLong(trimmed.to_owned())),
         }
@@ -133,6 +142,16 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn from_millis_takes_the_same_range() {
+        assert_eq!(Delay::from_millis(0), Ok(ms(0)));
+        assert_eq!(Delay::from_millis(60_000), Ok(ms(60_000)));
+        assert_eq!(
+            Delay::from_millis(60_001),
+            Err(ConfigError::DelayTooLong("60001".to_owned()))
+        );
     }
 
     #[test]

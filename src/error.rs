@@ -27,7 +27,7 @@ pub enum RequestError {
     /// The decoded name is longer than [`MAX_NAME_CHARS`].
     #[error("the name is longer than {MAX_NAME_CHARS} characters")]
     NameTooLong,
-    /// The request's header fields are too many or too large (see [`crate::check_headers`]).
+    /// The request's header fields are too many or too large (see [`crate::MAX_HEADER_FIELDS`] and the limits beside it).
     #[error("the request has {0}")]
     HeadersTooLarge(HeaderLimit),
     /// The host's configuration is invalid: no request can be served as configured.

@@ -27,7 +27,6 @@
 //! ([`HOST_ADDED_FIELDS`]). One of each name is left out, so a client cannot hide more behind
 //! them.
 
-use http::HeaderMap;
 use http::header::HOST;
 
 use crate::RequestError;
@@ -84,58 +83,77 @@ impl std::fmt::Display for HeaderLimit {
     }
 }
 
-/// Checks the header fields of a request against the limits.
-pub fn check_headers(headers: &HeaderMap) -> Result<(), RequestError> {
-    check_fields(
-        headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.len())),
-    )
+/// A request's header fields as the limits count them: how many, the largest, and all
+/// together, the authority and the fields a host adds left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldCount {
+    count: usize,
+    largest: usize,
+    total: usize,
 }
 
-/// Checks header fields given as each one's name and the length of its value, as a host that
-/// has no [`HeaderMap`] hands them over, against the limits.
-pub fn check_fields<'a>(
-    fields: impl IntoIterator<Item = (&'a str, usize)>,
-) -> Result<(), RequestError> {
-    let (mut count, mut largest, mut total) = (1, 0, 0); // The authority, as a field or not.
-    let (mut authority, mut added) = (false, [false; HOST_ADDED_FIELDS.len()]);
-    for (name, value) in fields {
-        if !authority && name.eq_ignore_ascii_case(HOST.as_str()) {
-            authority = true;
-            continue;
+impl FieldCount {
+    /// Counts header fields given as each one's name and the length of its value.
+    pub(crate) fn of<'a>(fields: impl IntoIterator<Item = (&'a str, usize)>) -> FieldCount {
+        let mut counted = FieldCount {
+            count: 1, // The authority, as a field or not.
+            largest: 0,
+            total: 0,
+        };
+        let (mut authority, mut added) = (false, [false; HOST_ADDED_FIELDS.len()]);
+        for (name, value) in fields {
+            if !authority && name.eq_ignore_ascii_case(HOST.as_str()) {
+                authority = true;
+                continue;
+            }
+            if let Some(i) = HOST_ADDED_FIELDS
+                .iter()
+                .position(|added| name.eq_ignore_ascii_case(added))
+                && !added[i]
+            {
+                added[i] = true;
+                continue;
+            }
+            let field = name.len() + value + 4;
+            counted.count += 1;
+            counted.largest = counted.largest.max(field);
+            counted.total += field;
         }
-        if let Some(i) = HOST_ADDED_FIELDS
-            .iter()
-            .position(|added| name.eq_ignore_ascii_case(added))
-            && !added[i]
-        {
-            added[i] = true;
-            continue;
+        counted
+    }
+
+    /// Whether the fields are within the limits, or which one they break: the count first, then
+    /// one field, then all, the first limit a reader meets.
+    pub(crate) fn check(&self) -> Result<(), RequestError> {
+        if self.count > MAX_HEADER_FIELDS {
+            return Err(RequestError::HeadersTooLarge(HeaderLimit::Fields));
         }
-        let field = name.len() + value + 4;
-        count += 1;
-        largest = largest.max(field);
-        total += field;
+        if self.largest > MAX_HEADER_FIELD_BYTES {
+            return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
+        }
+        if self.total > MAX_HEADER_BYTES {
+            return Err(RequestError::HeadersTooLarge(HeaderLimit::Total));
+        }
+        Ok(())
     }
-    // The count first, then one field, then all: the first limit a reader meets.
-    if count > MAX_HEADER_FIELDS {
-        return Err(RequestError::HeadersTooLarge(HeaderLimit::Fields));
-    }
-    if largest > MAX_HEADER_FIELD_BYTES {
-        return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
-    }
-    if total > MAX_HEADER_BYTES {
-        return Err(RequestError::HeadersTooLarge(HeaderLimit::Total));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-    use http::header::HeaderName;
+    use http::HeaderMap;
+    use http::header::{HeaderName, HeaderValue};
+
+    /// The verdict on fields given as names and value lengths, through an [`HeaderMap`] as a
+    /// host that parsed them hands them over.
+    fn check_headers(headers: &HeaderMap) -> Result<(), RequestError> {
+        FieldCount::of(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.len())),
+        )
+        .check()
+    }
 
     fn headers(fields: &[(&str, usize)]) -> HeaderMap {
         let mut map = HeaderMap::new();

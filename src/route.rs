@@ -22,37 +22,13 @@ pub enum Route<'a> {
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
 
-/// Which route, without the name a hello path carries: one byte, for what a
-/// [`Reply`](crate::Reply) keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RouteKind {
-    Index,
-    Hello,
-    Health,
-}
-
-impl RouteKind {
-    /// The route's name: `index`, `hello` or `healthz`.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            RouteKind::Index => "index",
-            RouteKind::Hello => "hello",
-            RouteKind::Health => "healthz",
-        }
-    }
-}
-
 impl<'a> Route<'a> {
     /// The route's name, as a host labels what it served: `index`, `hello` or `healthz`.
     pub fn name(&self) -> &'static str {
-        self.kind().name()
-    }
-
-    pub(crate) fn kind(&self) -> RouteKind {
         match self {
-            Route::Index => RouteKind::Index,
-            Route::Hello(_) => RouteKind::Hello,
-            Route::Health => RouteKind::Health,
+            Route::Index => "index",
+            Route::Hello(_) => "hello",
+            Route::Health => "healthz",
         }
     }
 

@@ -56,7 +56,7 @@ async fn a_thousand_requests_overlap() {
 async fn shutdown_drains_requests_in_flight() {
     let delay = Duration::from_millis(1000);
     let mut server = NativeServer::start(ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("1000").unwrap()),
+        app: Config::with_delay(Delay::from_millis(1000).unwrap()),
         ..ServerConfig::default()
     })
     .await;
@@ -112,7 +112,7 @@ async fn shutdown_drains_requests_in_flight() {
 #[tokio::test]
 async fn shutdown_gives_up_after_the_grace_period() {
     let mut server = NativeServer::start(ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("5000").unwrap()),
+        app: Config::with_delay(Delay::from_millis(5000).unwrap()),
         grace: Duration::from_millis(300),
         ..ServerConfig::default()
     })
@@ -135,7 +135,7 @@ async fn shutdown_gives_up_after_the_grace_period() {
 #[tokio::test]
 async fn shutdown_with_no_grace_cuts_off_at_once() {
     let no_grace = ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("5000").unwrap()),
+        app: Config::with_delay(Delay::from_millis(5000).unwrap()),
         grace: Duration::ZERO,
         ..ServerConfig::default()
     };
@@ -175,7 +175,7 @@ async fn shutdown_with_no_grace_cuts_off_at_once() {
 #[tokio::test]
 async fn metrics_count_exactly_the_requests_sent() {
     let mut server = NativeServer::start_with_admin(ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("20").unwrap()),
+        app: Config::with_delay(Delay::from_millis(20).unwrap()),
         ..ServerConfig::default()
     })
     .await;
@@ -331,7 +331,7 @@ async fn malformed_requests_get_400() {
 #[tokio::test]
 async fn keep_alive_serves_requests_in_turn() {
     let server = NativeServer::start(ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("0").unwrap()),
+        app: Config::with_delay(Delay::from_millis(0).unwrap()),
         ..ServerConfig::default()
     })
     .await;

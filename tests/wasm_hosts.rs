@@ -137,6 +137,20 @@ async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
         "a misconfigured host answers at once, took {:?}",
         answer.elapsed
     );
+    // Whatever the request: a path no route names, a method the routes do not answer (one the
+    // `http` crate has no constant for), a name that cannot be greeted.
+    for (method, path) in [("GET", "/nope"), ("PURGE", "/"), ("GET", "/hello/%ZZ")] {
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = client::send(host.addr(), Protocol::Http1, method.clone(), path, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{method} {path}: {}",
+            answer.text()
+        );
+    }
     let label = host.label();
     let log = host.stop().await;
     assert!(

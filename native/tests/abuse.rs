@@ -153,7 +153,7 @@ async fn http2_rapid_reset_leaves_the_server_serving() {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let server = NativeServer::start(ServerConfig {
-        app: Config::with_delay(Delay::from_millis_str("50").unwrap()),
+        app: Config::with_delay(Delay::from_millis(50).unwrap()),
         ..ServerConfig::default()
     })
     .await;
@@ -550,7 +550,7 @@ async fn an_idle_http2_connection_is_ended_with_goaway() {
     let timeout = Duration::from_secs(1);
     let server = NativeServer::start(ServerConfig {
         header_read_timeout: timeout,
-        app: Config::with_delay(Delay::from_millis_str("0").unwrap()),
+        app: Config::with_delay(Delay::from_millis(0).unwrap()),
         ..ServerConfig::default()
     })
     .await;

@@ -5,7 +5,7 @@
 //! WASI 0.2 is the world every wasm HTTP host serves today: Spin 2.x to 4.x (and the SpinKube
 //! shim), Spin-based clouds, wasmCloud and `wasmtime serve`. Such a host makes an instance for
 //! each request. For each one, this component asks the core
-//! ([`hello_edge::respond_as_configured`]) for the answer, waits the delay on a
+//! ([`hello_edge::respond`]) for the answer, waits the delay on a
 //! `wasi:clocks/monotonic-clock` pollable (the host parks the instance; no thread and no
 //! spinning), and sends the response. It makes no routing, escaping, limit or status decision of
 //! its own, and imports nothing Spin-only, so the one `.wasm` runs on Spin, wasmCloud and
@@ -26,7 +26,7 @@
 
 use std::sync::OnceLock;
 
-use hello_edge::{Config, Reply, VarError};
+use hello_edge::{Config, Parts, Reply, VarError};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -42,13 +42,15 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let target = request.path_with_query().unwrap_or_default();
         let fields = request.headers().entries();
-        let reply = hello_edge::respond_to_parts(
+        let reply = hello_edge::respond(
             config(),
-            method(&request.method()),
-            &target,
-            fields
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.len())),
+            Parts::new(
+                method(&request.method()),
+                &target,
+                fields
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.len())),
+            ),
         );
         drop(request);
         if !reply.delay.is_zero() {

@@ -2,7 +2,7 @@
 //! on spin-sdk 7's WASI 0.3 bindings, for Spin 4.1 and later and `wasmtime serve`.
 //!
 //! The host (Spin, or `wasmtime serve`) owns the listener and the event loop. For each request
-//! this component asks the core ([`hello_edge::respond_to_parts`]) for the answer, awaits the
+//! this component asks the core ([`hello_edge::respond`]) for the answer, awaits the
 //! host's monotonic clock for the delay (so a waiting request costs the host a timer, not a
 //! thread), and returns the response. It makes no routing, escaping, limit or status decision of
 //! its own.
@@ -24,7 +24,7 @@
 
 use std::sync::OnceLock;
 
-use hello_edge::{Config, Reply, VarError};
+use hello_edge::{Config, Parts, Reply, VarError};
 use spin_sdk::wasip3::exports::http::handler::Guest;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
 use spin_sdk::wasip3::{wit_future, wit_stream};
@@ -39,13 +39,15 @@ impl Guest for Component {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let target = request.get_path_with_query().unwrap_or_default();
         let fields = request.get_headers().copy_all();
-        let reply = hello_edge::respond_to_parts(
+        let reply = hello_edge::respond(
             config(),
-            method(&request.get_method()),
-            &target,
-            fields
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.len())),
+            Parts::new(
+                method(&request.get_method()),
+                &target,
+                fields
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.len())),
+            ),
         );
         drop((request, fields));
         if !reply.delay.is_zero() {

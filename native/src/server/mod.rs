@@ -77,7 +77,7 @@ impl Default for ServerConfig {
 /// it itself rather than hold it: on HTTP/1.1 hyper's read buffer (hyper's 431, and the connection
 /// closes), on HTTP/2 the header list size (h2's 431 on that stream, which is reset; the
 /// connection stays). Below this the core decides, with its own, smaller, limits
-/// ([`hello_edge::check_headers`]); it is above 200 KiB so that a head of that size still reaches
+/// ([`hello_edge::MAX_HEADER_FIELDS`] and beside it); it is above 200 KiB so that a head of that size still reaches
 /// the core and gets the same page as on a wasm host (whose hyper buffers up to about 400 KiB).
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
 
@@ -154,7 +154,8 @@ pub async fn run(
 /// What every connection shares, set up once: the answers' configuration, the timeouts, the two
 /// protocols it may speak and the metrics. A connection's task holds only an `Arc` of it.
 struct Shared {
-    app: hello_edge::Config,
+    /// The answers' configuration, as the core takes it: the command line's is always valid.
+    app: Result<hello_edge::Config, hello_edge::VarError>,
     header_read_timeout: Duration,
     max_connections: usize,
     http1: http1::Builder,
@@ -179,7 +180,7 @@ impl Shared {
             .keep_alive_interval(config.header_read_timeout)
             .keep_alive_timeout(config.header_read_timeout);
         Shared {
-            app: config.app,
+            app: Ok(config.app),
             header_read_timeout: config.header_read_timeout,
             max_connections: config.max_connections,
             http1,

@@ -32,7 +32,7 @@ pub(super) fn answer(
     let started = Instant::now();
     let on_connection = activity.begin();
     let in_flight = shared.metrics.request_started();
-    let reply = hello_edge::respond_to(&shared.app, &request);
+    let reply = hello_edge::respond(&shared.app, hello_edge::Parts::from(&request));
     // Boxed: off by default, it then costs a waiting request one pointer, not the whole line.
     let access = tracing::enabled!(target: ACCESS, tracing::Level::DEBUG).then(|| {
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());

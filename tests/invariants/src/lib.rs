@@ -17,7 +17,8 @@ use http::{HeaderMap, Method, Response, StatusCode};
 /// The statuses the README documents for a request (500 is for a misconfigured host only).
 pub const DOCUMENTED: [u16; 6] = [200, 400, 404, 405, 414, 431];
 
-/// Checks one answer of the core to `method path` with `headers`, under `config`; says what is
+/// Checks one answer of the core to `method target` (a path, and maybe a query, which is
+/// ignored) with `headers`, under `config`; says what is
 /// wrong, if anything.
 pub fn check(
     config: &Config,
@@ -49,6 +50,8 @@ pub fn check_response(
     let status = response.status();
     let body = std::str::from_utf8(response.body()).map_err(|_| "the body is not UTF-8")?;
     let context = || format!("{method} {path:?} -> {status} {body:?}");
+    // Queries are ignored: the page is the path's.
+    let path = path.split_once('?').map_or(path, |(path, _query)| path);
 
     if !DOCUMENTED.contains(&status.as_u16()) {
         return Err(format!("undocumented status: {}", context()));

@@ -326,7 +326,7 @@ impl<'a> Container<'a> {
     /// Waits up to `timeout` for the task to end; `ctr run`'s exit status, which is the task's.
     pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
         let containerd = self.containerd.log().clone();
-        let status = tokio::time::timeout(timeout, self.process.wait())
+        tokio::time::timeout(timeout, self.process.wait())
             .await
             .unwrap_or_else(|_| {
                 panic!(
@@ -335,8 +335,7 @@ impl<'a> Container<'a> {
                     self.process.log().text(),
                     containerd.text()
                 )
-            });
-        status
+            })
     }
 }
 
@@ -505,6 +504,12 @@ pub fn cpu_millis(quantity: &str) -> u64 {
     }
 }
 
+/// Where a server in a container on the host's network is reached from here: loopback, at the
+/// port of the address it listens on.
+pub fn on_loopback(listens: SocketAddr) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], listens.port()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,10 +523,4 @@ mod tests {
         assert_eq!(cpu_millis("1"), 1000);
         assert_eq!(cpu_millis("250m"), 250);
     }
-}
-
-/// Where a server in a container on the host's network is reached from here: loopback, at the
-/// port of the address it listens on.
-pub fn on_loopback(listens: SocketAddr) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], listens.port()))
 }
