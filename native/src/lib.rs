@@ -9,16 +9,33 @@
 //!   completes, then drains the requests in flight.
 //! * [`admin`]: the admin listener (liveness and `/metrics`), outside the connection cap, and
 //!   [`metrics`], what it exposes.
-//! * [`heads`]: the `hello-edge heads` client, which fetches the response heads of many URLs
-//!   at once.
+//! * [`env`]: the environment variables the binary reads, where a flag is not given.
 //! * [`shutdown_signal`]: the future the binary hands to [`server::run`]: SIGINT or SIGTERM.
 
 pub mod admin;
-pub mod heads;
 pub mod metrics;
 pub mod server;
 
 pub use server::{ServerConfig, Shutdown, bind, run};
+
+/// The environment variables the `hello-edge` binary reads where a flag is not given, each named
+/// once here (the flag is the name without `HELLO_EDGE_`, in lower case with dashes).
+pub mod env {
+    /// `--listen`.
+    pub const LISTEN: &str = "HELLO_EDGE_LISTEN";
+    /// `--admin-listen`.
+    pub const ADMIN_LISTEN: &str = "HELLO_EDGE_ADMIN_LISTEN";
+    /// `--delay-ms`: the core's own variable, which every host reads.
+    pub const DELAY_MS: &str = hello_edge::Config::DELAY_ENV;
+    /// `--shutdown-grace-secs`.
+    pub const SHUTDOWN_GRACE_SECS: &str = "HELLO_EDGE_SHUTDOWN_GRACE_SECS";
+    /// `--header-timeout-secs`.
+    pub const HEADER_TIMEOUT_SECS: &str = "HELLO_EDGE_HEADER_TIMEOUT_SECS";
+    /// `--max-connections`.
+    pub const MAX_CONNECTIONS: &str = "HELLO_EDGE_MAX_CONNECTIONS";
+    /// `--log-format`.
+    pub const LOG_FORMAT: &str = "HELLO_EDGE_LOG_FORMAT";
+}
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,6 @@
-//! The `hello-edge` binary: parses the command line and hands off to
-//! [`hello_edge_native::server::run`] (with SIGINT and SIGTERM as its shutdown), or, for
-//! `hello-edge heads`, to [`hello_edge_native::heads::fetch_all`].
+//! The `hello-edge` binary: parses the command line (flags, or environment variables when a
+//! flag is not given) and hands off to [`hello_edge_native::server::run`], with SIGINT and
+//! SIGTERM as its shutdown.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -8,70 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, ValueEnum};
 use hello_edge::Delay;
-use hello_edge_native::heads::{self, Head};
-use hello_edge_native::{ServerConfig, Shutdown};
-use http::{Method, Uri};
+use hello_edge_native::{ServerConfig, Shutdown, env};
 use tracing_subscriber::EnvFilter;
-
-/// hello-edge: `GET /` and `GET /hello/{name}`, each after a non-blocking delay.
-///
-/// Run without a subcommand, it serves.
-#[derive(Debug, Parser)]
-#[command(name = "hello-edge", version, args_conflicts_with_subcommands = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve hello-edge over HTTP (the default).
-    Serve(ServeArgs),
-    /// Fetch the response heads of many URLs at once, printing each as it arrives.
-    Heads(HeadsArgs),
-}
-
-#[derive(Debug, Args)]
-struct HeadsArgs {
-    /// The URLs to fetch, http:// or https://.
-    #[arg(required = true, value_parser = parse_url)]
-    urls: Vec<Uri>,
-
-    /// The request method; with GET the body is not read.
-    #[arg(long, value_enum, default_value_t = HeadsMethod::Get)]
-    method: HeadsMethod,
-
-    /// The longest one URL may take, such as `10s` or `500ms`.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-
-    /// How many URLs are fetched at once, at most.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
-    concurrency: u16,
-
-    /// Print one JSON object per URL (url, status, status_line, headers, elapsed_ms, error).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum HeadsMethod {
-    Get,
-    Head,
-}
-
-fn parse_url(s: &str) -> Result<Uri, String> {
-    let uri: Uri = s.parse().map_err(|err| format!("{err}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(_)) => Ok(uri),
-        _ => Err("expected an http:// or https:// URL with a host".to_owned()),
-    }
-}
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,45 +22,47 @@ enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Args)]
-struct ServeArgs {
+/// hello-edge: `GET /` and `GET /hello/{name}`, each after a non-blocking delay.
+#[derive(Debug, Parser)]
+#[command(name = "hello-edge", version)]
+struct Cli {
     /// The address to listen on; port 0 picks a free port.
-    #[arg(long, env = "HELLO_EDGE_LISTEN", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
 
     /// Where to serve liveness (`/healthz`) and Prometheus metrics (`/metrics`), apart from the
     /// app's port and its connection cap; off unless given. Port 0 picks a free port.
-    #[arg(long, env = "HELLO_EDGE_ADMIN_LISTEN")]
+    #[arg(long, env = env::ADMIN_LISTEN)]
     admin_listen: Option<SocketAddr>,
 
     /// The wait before each successful answer, in milliseconds (0 to 60000).
-    #[arg(long, env = hello_edge::Config::DELAY_ENV,
+    #[arg(long, env = env::DELAY_MS,
           default_value_t = DelayMs(ServerConfig::DEFAULT.app.delay))]
     delay_ms: DelayMs,
 
     /// On SIGINT or SIGTERM, how long requests in flight may take to finish, in seconds.
-    #[arg(long, env = "HELLO_EDGE_SHUTDOWN_GRACE_SECS",
+    #[arg(long, env = env::SHUTDOWN_GRACE_SECS,
           default_value_t = ServerConfig::DEFAULT.grace.as_secs(),
           value_parser = clap::value_parser!(u64).range(0..=ServerConfig::MAX_TIMEOUT_SECS))]
     shutdown_grace_secs: u64,
 
     /// How long a client may take to send a request's head, and how long a connection with no
     /// request in flight stays open, in seconds.
-    #[arg(long, env = "HELLO_EDGE_HEADER_TIMEOUT_SECS",
+    #[arg(long, env = env::HEADER_TIMEOUT_SECS,
           default_value_t = ServerConfig::DEFAULT.header_read_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=ServerConfig::MAX_TIMEOUT_SECS))]
     header_timeout_secs: u64,
 
     /// The most connections served at once; past it, new clients wait in the listen backlog
-    /// (4,096) until a connection closes.
-    #[arg(long, env = "HELLO_EDGE_MAX_CONNECTIONS",
+    /// until a connection closes.
+    #[arg(long, env = env::MAX_CONNECTIONS,
           default_value_t = ServerConfig::DEFAULT.max_connections,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
               .range(1..=ServerConfig::MAX_CONNECTIONS_LIMIT as u64))]
     max_connections: usize,
 
     /// How log lines are written to stderr.
-    #[arg(long, env = "HELLO_EDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
@@ -145,23 +87,24 @@ impl std::fmt::Display for DelayMs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = match &cli.command {
-        Some(Command::Serve(args)) => args.log_format,
-        Some(Command::Heads(_)) => LogFormat::Text,
-        None => cli.serve.log_format,
-    };
-    init_logging(format);
-
-    let result = match cli.command {
-        Some(Command::Serve(args)) => serve(args),
-        Some(Command::Heads(args)) => fetch_heads(args),
-        None => serve(cli.serve),
-    };
-    match result {
+    init_logging(cli.log_format);
+    match serve(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hello-edge: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Cli {
+    /// How the server runs, from the flags.
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            app: hello_edge::Config::with_delay(self.delay_ms.0),
+            grace: Duration::from_secs(self.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
+            max_connections: self.max_connections,
         }
     }
 }
@@ -185,13 +128,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = ServerConfig {
-        app: hello_edge::Config::with_delay(args.delay_ms.0),
-        grace: Duration::from_secs(args.shutdown_grace_secs),
-        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
-        max_connections: args.max_connections,
-    };
+fn serve(args: Cli) -> anyhow::Result<ExitCode> {
+    let config = args.server_config();
     // Each connection is a file descriptor: take as many as the hard limit allows.
     let open_files = rlimit::increase_nofile_limit(u64::MAX).ok();
     if let Some(limit) = open_files
@@ -234,39 +172,5 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }
         })
-    })
-}
-
-fn fetch_heads(args: HeadsArgs) -> anyhow::Result<ExitCode> {
-    let options = heads::Options {
-        method: match args.method {
-            HeadsMethod::Get => Method::GET,
-            HeadsMethod::Head => Method::HEAD,
-        },
-        timeout: args.timeout,
-        concurrency: args.concurrency.into(),
-    };
-    // One thread, one event loop: the requests overlap because they wait, not because of threads.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let summary = runtime.block_on(heads::fetch_all(args.urls, &options, |head: &Head| {
-        let text = if args.json {
-            head.to_json() + "\n"
-        } else {
-            head.to_text()
-        };
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout (`| head`) is no reason to stop the others.
-        let _ = stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush());
-    }));
-    eprintln!("hello-edge heads: {summary}");
-    Ok(if summary.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
 }

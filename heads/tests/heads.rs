@@ -1,4 +1,4 @@
-//! `hello-edge heads`, run as a user runs it, against servers started here on loopback.
+//! `hello-edge-heads`, run as a user runs it, against servers started here on loopback.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -180,14 +180,13 @@ async fn shows_the_native_servers_headers() {
 }
 
 async fn heads<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_hello-edge"))
-        .arg("heads")
+    let out = Command::new(env!("CARGO_BIN_EXE_hello-edge-heads"))
         .args(args)
         .output();
     tokio::time::timeout(Duration::from_secs(10), out)
         .await
-        .expect("hello-edge heads finishes")
-        .expect("run hello-edge heads")
+        .expect("hello-edge-heads finishes")
+        .expect("run hello-edge-heads")
 }
 
 fn stdout(out: &Output) -> String {

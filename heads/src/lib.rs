@@ -1,4 +1,6 @@
-//! `hello-edge heads`: fetch the response heads of many URLs at once.
+//! The `hello-edge-heads` client: fetch the response heads of many URLs at once, the seed's
+//! client done on one event loop. A program of its own, apart from the server, so that the
+//! server (and the image that ships it) carries no client, TLS or JSON code.
 //!
 //! Every URL is requested concurrently on one runtime (up to a cap), each under its own
 //! timeout, so the whole run takes about as long as the slowest URL rather than the sum of them
