@@ -186,6 +186,22 @@ async fn metrics_count_exactly_the_requests_sent() {
         (StatusCode::OK, "ok\n")
     );
 
+    // A method a route does not answer: 405, saying which it does.
+    for (method, path, allow) in [
+        (Method::POST, "/healthz", "GET, HEAD"),
+        (Method::DELETE, "/metrics", "GET"),
+    ] {
+        let answer = client::send(admin, Protocol::Http1, method.clone(), path, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(answer.one("allow"), Some(allow), "{method} {path}");
+    }
+
     let before = Scrape::take(admin).await;
     for path in [
         "/hello/a",
@@ -223,7 +239,11 @@ async fn metrics_count_exactly_the_requests_sent() {
     // The three greetings waited 20 ms each; the refusals did not wait.
     let waited = moved("hello_edge_request_duration_seconds_sum");
     assert!((0.06..1.0).contains(&waited), "{waited} s in all");
-    assert_eq!(after.value("hello_edge_requests_in_flight"), 0.0);
+    assert!(
+        after.0.lines().any(|line| line == "hello_edge_requests_in_flight 0"),
+        "{}",
+        after.0
+    );
     assert_eq!(after.value("hello_edge_requests_cut_off_total"), 0.0);
     assert_eq!(after.value("hello_edge_accept_errors_total"), 0.0);
 

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, Metrics};
+use crate::server::Acceptor;
 
 /// The most admin connections served at once; more wait in the listen backlog. A probe and a
 /// scraper need one each.
@@ -43,26 +43,9 @@ pub(crate) async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout.min(ADMIN_HEADER_TIMEOUT))
         .keep_alive(false);
-    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            () = stopped.cancelled() => return,
-            slot = Arc::clone(&slots).acquire_owned() => {
-                let slot = slot.expect("the semaphore is never closed");
-                tokio::select! {
-                    () = stopped.cancelled() => return,
-                    accepted = listener.accept() => accepted.map(|accepted| (accepted, slot)),
-                }
-            }
-        };
-        let ((stream, _), slot) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                tracing::debug!(error = %err, "admin accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let mut acceptor = Acceptor::admin(&listener, MAX_ADMIN_CONNECTIONS);
+    let mut stop = std::pin::pin!(stopped.cancelled());
+    while let Some((stream, _, slot)) = acceptor.next(stop.as_mut()).await {
         let metrics = Arc::clone(&metrics);
         let conn = http.serve_connection(
             TokioIo::new(stream),
@@ -84,22 +67,39 @@ pub(crate) async fn serve(
 
 /// The answer to one admin request.
 fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/healthz") => {
-            (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+    const TEXT: &str = "text/plain; charset=utf-8";
+    // Each route, and the methods it answers, as sent in `Allow` when another comes.
+    let allowed = match request.uri().path() {
+        "/healthz" => "GET, HEAD",
+        "/metrics" => "GET",
+        _ => {
+            let page = "not found: the admin port serves /healthz and /metrics\n";
+            return text(StatusCode::NOT_FOUND, TEXT, page.to_owned());
         }
-        (&Method::GET, "/metrics") => (StatusCode::OK, metrics::CONTENT_TYPE, metrics.encode()),
-        (_, "/healthz" | "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n".to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found: the admin port serves /healthz and /metrics\n".to_owned(),
-        ),
     };
+    let method = request.method();
+    if !allowed
+        .split(", ")
+        .any(|allowed| allowed == method.as_str())
+    {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed\n".to_owned(),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+        return response;
+    }
+    match request.uri().path() {
+        "/metrics" => text(StatusCode::OK, metrics::CONTENT_TYPE, metrics.encode()),
+        _ => text(StatusCode::OK, TEXT, "ok\n".to_owned()),
+    }
+}
+
+/// An answer of `body`, as `content_type`.
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

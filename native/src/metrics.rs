@@ -3,15 +3,19 @@
 //! requests cut off at shutdown. Kept with `prometheus-client` and served in the OpenMetrics
 //! text format (which Prometheus scrapes) by the admin listener ([`crate::admin`]).
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::server::Requests;
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,7 +35,6 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Answered, Counter>,
     duration: Histogram,
-    in_flight: Gauge,
     connections: Gauge,
     at_cap_now: Gauge,
     at_cap: Counter<f64, AtomicU64>,
@@ -39,15 +42,10 @@ pub struct Metrics {
     cut_off: Counter,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    /// Every metric at zero, registered under the `hello_edge` prefix.
-    pub fn new() -> Metrics {
+    /// Every metric at zero, registered under the `hello_edge` prefix; the requests in flight
+    /// are `in_flight`'s count, read at each scrape.
+    pub(crate) fn new(in_flight: Arc<Requests>) -> Metrics {
         let mut registry = Registry::with_prefix("hello_edge");
         let requests = Family::<Answered, Counter>::default();
         registry.register(
@@ -63,12 +61,7 @@ impl Metrics {
             Unit::Seconds,
             duration.clone(),
         );
-        let in_flight = Gauge::default();
-        registry.register(
-            "requests_in_flight",
-            "Requests waiting for their answer",
-            in_flight.clone(),
-        );
+        registry.register_collector(Box::new(InFlightGauge(in_flight)));
         let connections = Gauge::default();
         registry.register("connections_open", "Connections open", connections.clone());
         let at_cap_now = Gauge::default();
@@ -100,7 +93,6 @@ impl Metrics {
             registry,
             requests,
             duration,
-            in_flight,
             connections,
             at_cap_now,
             at_cap,
@@ -115,12 +107,6 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String does not fail");
         text
-    }
-
-    /// Counts a request in flight until the guard is dropped.
-    pub(crate) fn request_started(&self) -> Open {
-        self.in_flight.inc();
-        Open(self.in_flight.clone())
     }
 
     /// Counts an open connection until the guard is dropped.
@@ -154,14 +140,27 @@ impl Metrics {
         self.accept_errors.inc();
     }
 
-    /// The requests in flight now.
-    pub(crate) fn requests_in_flight(&self) -> usize {
-        self.in_flight.get().max(0) as usize
-    }
-
     /// Records requests cut off at shutdown.
     pub(crate) fn cut_off(&self, requests: usize) {
         self.cut_off.inc_by(requests as u64);
+    }
+}
+
+/// `requests_in_flight`: the drain's own count of the requests waiting for their answer, read at
+/// each scrape.
+#[derive(Debug)]
+struct InFlightGauge(Arc<Requests>);
+
+impl Collector for InFlightGauge {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(i64::try_from(self.0.now()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "requests_in_flight",
+            "Requests waiting for their answer",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }
 

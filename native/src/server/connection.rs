@@ -25,7 +25,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::detect::{self, Protocol};
-use super::drain::Steps;
+use super::drain::{self, Requests, Steps};
 use super::{Shared, service};
 
 /// How long after it was accepted a connection may still send its first request once the
@@ -43,6 +43,7 @@ pub(super) async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     steps: Arc<Steps>,
+    requests: Arc<Requests>,
     // Held while the connection lives: its slot under the connection cap.
     _slot: OwnedSemaphorePermit,
 ) {
@@ -77,10 +78,19 @@ pub(super) async fn serve(
         return;
     };
 
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(requests));
     let service = {
         let (shared, activity) = (Arc::clone(&shared), Arc::clone(&activity));
-        service_fn(move |request| service::answer(&shared, peer, &activity, request))
+        service_fn(move |request| {
+            // In flight, on this connection and on the server, until the answer is handed over.
+            let in_flight = activity.begin();
+            let answer = service::answer(&shared, peer, request);
+            async move {
+                let answer = answer.await;
+                drop(in_flight);
+                answer
+            }
+        })
     };
     let io = TokioIo::new(io);
     let idle = shared.header_read_timeout;
@@ -166,12 +176,14 @@ where
     }
 }
 
-/// The requests in flight on one connection, and whether it has had one.
-#[derive(Debug, Default)]
-pub(super) struct Activity {
+/// The requests in flight on one connection, and whether it has had one; each is counted on
+/// the server's [`Requests`] too.
+#[derive(Debug)]
+struct Activity {
     in_flight: AtomicUsize,
     seen: AtomicBool,
     changed: Notify,
+    server: Arc<Requests>,
 }
 
 /// How a connection went idle.
@@ -183,12 +195,21 @@ enum Idle {
 }
 
 impl Activity {
-    /// Counts a request in flight until the guard is dropped.
-    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+    fn new(server: Arc<Requests>) -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            seen: AtomicBool::new(false),
+            changed: Notify::new(),
+            server,
+        }
+    }
+
+    /// Counts a request in flight, here and on the server, until the guard is dropped.
+    fn begin(self: &Arc<Self>) -> InFlight {
         self.seen.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_waiters();
-        InFlight(Arc::clone(self))
+        InFlight(Arc::clone(self), self.server.begin())
     }
 
     /// Whether a request has begun on the connection.
@@ -241,8 +262,8 @@ impl Activity {
     }
 }
 
-/// A request in flight on its connection.
-pub(super) struct InFlight(Arc<Activity>);
+/// A request in flight on its connection (and, through the second field, on the server).
+struct InFlight(Arc<Activity>, #[allow(dead_code)] drain::InFlight);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -3,9 +3,12 @@
 //!
 //! On tokio-util's primitives: a [`TaskTracker`] knows when every connection task is done, and
 //! two [`CancellationToken`]s say "drain" and "close now". A token stays cancelled once it is,
-//! so a connection that starts after a step, or looks late, still sees it.
+//! so a connection that starts after a step, or looks late, still sees it. The drain counts the
+//! requests in flight itself ([`Requests`]), to say how many it cut off; the metrics read that
+//! count.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -13,6 +16,33 @@ use tokio_util::task::TaskTracker;
 
 use super::Shutdown;
 use crate::metrics::Metrics;
+
+/// The requests in flight on the whole server.
+#[derive(Debug, Default)]
+pub(crate) struct Requests(AtomicUsize);
+
+impl Requests {
+    /// Counts a request in flight until the guard is dropped.
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// How many are in flight now.
+    pub(crate) fn now(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A request in flight, counted until dropped.
+#[derive(Debug)]
+pub(super) struct InFlight(Arc<Requests>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The two steps of a shutdown, as a connection watches them.
 #[derive(Debug, Default)]
@@ -27,6 +57,7 @@ pub(super) struct Steps {
 pub(super) struct Drain {
     tasks: TaskTracker,
     steps: Arc<Steps>,
+    requests: Arc<Requests>,
     /// Cancelled once the drain is over, for what outlives the connections (the admin port).
     stopped: CancellationToken,
 }
@@ -36,6 +67,7 @@ impl Drain {
         Drain {
             tasks: TaskTracker::new(),
             steps: Arc::default(),
+            requests: Arc::default(),
             stopped: CancellationToken::new(),
         }
     }
@@ -48,6 +80,11 @@ impl Drain {
     /// The steps, for a connection to watch.
     pub(super) fn steps(&self) -> Arc<Steps> {
         Arc::clone(&self.steps)
+    }
+
+    /// The requests in flight, for the connections to count theirs in and the metrics to read.
+    pub(super) fn requests(&self) -> Arc<Requests> {
+        Arc::clone(&self.requests)
     }
 
     /// Cancelled once the drain is over.
@@ -67,7 +104,7 @@ impl Drain {
                 Shutdown::Drained
             }
             Err(_) => {
-                let aborted = metrics.requests_in_flight();
+                let aborted = self.requests.now();
                 if aborted > 0 {
                     tracing::warn!(
                         requests = aborted,

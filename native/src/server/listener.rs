@@ -1,112 +1,180 @@
-//! Accepting connections under the connection cap, and through accept errors.
+//! Accepting connections under a cap, and through accept errors: the app's listener and the
+//! admin one ([`crate::admin`]) share this [`Acceptor`].
 //!
 //! Each connection holds a slot of a semaphore, taken before accepting: at the cap the server
 //! stops accepting, so new clients wait in the kernel's listen backlog, not in an error.
 
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::drain::Drain;
 use super::{Shared, connection};
+use crate::metrics::Metrics;
+
+/// A connection accepted under the cap: the stream, its peer, and its slot, held while it
+/// lives.
+pub(crate) type Accepted = (TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+/// Accepts connections on one listener, at most `max` at once.
+pub(crate) struct Acceptor<'a> {
+    listener: &'a TcpListener,
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// The app's metrics (time at the cap, failed accepts), and the cap and accept errors
+    /// logged once a minute; the admin listener keeps none of these.
+    app: Option<(&'a Metrics, Throttle, Throttle)>,
+}
+
+impl<'a> Acceptor<'a> {
+    /// The app's acceptor: the connection cap logged and measured.
+    pub(crate) fn app(listener: &'a TcpListener, max: usize, metrics: &'a Metrics) -> Self {
+        let throttles = (Throttle::every_minute(), Throttle::every_minute());
+        Self::new(listener, max, Some((metrics, throttles.0, throttles.1)))
+    }
+
+    /// The admin listener's acceptor: a small cap, nothing logged but at debug.
+    pub(crate) fn admin(listener: &'a TcpListener, max: usize) -> Self {
+        Self::new(listener, max, None)
+    }
+
+    fn new(
+        listener: &'a TcpListener,
+        max: usize,
+        app: Option<(&'a Metrics, Throttle, Throttle)>,
+    ) -> Self {
+        Acceptor {
+            listener,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            app,
+        }
+    }
+
+    /// The next connection, once a slot is free; `None` once `stop` completes. Accept errors are
+    /// retried: a client that left early is nothing, and running out of file descriptors passes
+    /// once connections close.
+    pub(crate) async fn next(
+        &mut self,
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<Accepted> {
+        loop {
+            let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    let _at_cap = self.app.as_mut().map(|(metrics, cap_log, _)| {
+                        if cap_log.ready() {
+                            tracing::warn!(
+                                max_connections = self.max,
+                                "connection cap reached: new clients wait in the listen backlog"
+                            );
+                        }
+                        metrics.at_cap()
+                    });
+                    tokio::select! {
+                        () = stop.as_mut() => return None,
+                        slot = Arc::clone(&self.slots).acquire_owned() => {
+                            slot.expect("the semaphore is never closed")
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = stop.as_mut() => return None,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => return Some((stream, peer, slot)),
+                    Err(err) => self.failed(err).await,
+                },
+            }
+        }
+    }
+
+    /// What the kernel has queued for the listener now, taken past the cap (the backlog is
+    /// bounded, so is this): each of those clients has connected and may have sent its request,
+    /// and closing the listener would reset them.
+    pub(crate) async fn queued(&mut self) -> Vec<Accepted> {
+        self.slots.add_permits(super::LISTEN_BACKLOG as usize);
+        let mut queued = Vec::new();
+        while let Poll::Ready(accepted) =
+            std::future::poll_fn(|cx| Poll::Ready(self.listener.poll_accept(cx))).await
+        {
+            // A client gone, or no descriptor left: what remains is lost either way.
+            let Ok((stream, peer)) = accepted else { break };
+            let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                break;
+            };
+            queued.push((stream, peer, slot));
+        }
+        queued
+    }
+
+    /// An accept that failed: counted and logged (once a minute) for the app, then, unless the
+    /// client merely left, a pause before the next try.
+    async fn failed(&mut self, err: io::Error) {
+        if let Some((metrics, _, accept_log)) = self.app.as_mut() {
+            metrics.accept_failed();
+            let benign = matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionRefused
+            );
+            if benign {
+                return;
+            }
+            if accept_log.ready() {
+                tracing::error!(error = %err, "accept failed; retrying every 50 ms (logged once a minute)");
+            }
+        } else {
+            tracing::debug!(error = %err, "admin accept failed");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// Accepts connections on `listener` and spawns a task for each, until `shutdown` completes;
-/// then accepts what the kernel has already queued, past the cap if need be, since each of those
-/// clients has connected and may have sent its request: closing the listener would reset them.
+/// then takes what the kernel has already queued ([`Acceptor::queued`]).
 pub(super) async fn accept(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     drain: &Drain,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let max = shared.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    let (mut cap_log, mut accept_log) = (Throttle::every_minute(), Throttle::every_minute());
-    loop {
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                if cap_log.ready() {
-                    tracing::warn!(
-                        max_connections = max,
-                        "connection cap reached: new clients wait in the listen backlog"
-                    );
-                }
-                let _at_cap = shared.metrics.at_cap();
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
-                }
-            }
-        };
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let task = connection::serve(stream, peer, Arc::clone(shared), drain.steps(), slot);
-                    drain.spawn(task);
-                }
-                Err(err) => {
-                    shared.metrics.accept_failed();
-                    accept_error(err, &mut accept_log).await;
-                }
-            },
-        }
-    }
-    // What the kernel queued before the signal: the backlog is bounded, so is this.
-    slots.add_permits(super::LISTEN_BACKLOG as usize);
-    let mut queued = 0;
-    while let Poll::Ready(accepted) =
-        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await
-    {
-        let Ok((stream, peer)) = accepted else {
-            // A client gone, or no descriptor left: what remains is lost either way.
-            break;
-        };
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => break,
-        };
-        queued += 1;
-        drain.spawn(connection::serve(
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    let mut acceptor = Acceptor::app(listener, shared.max_connections, &shared.metrics);
+    let serve = |(stream, peer, slot): Accepted| {
+        let task = connection::serve(
             stream,
             peer,
             Arc::clone(shared),
             drain.steps(),
+            drain.requests(),
             slot,
-        ));
+        );
+        drain.spawn(task);
+    };
+    while let Some(accepted) = acceptor.next(shutdown.as_mut()).await {
+        serve(accepted);
     }
-    if queued > 0 {
+    let queued = acceptor.queued().await;
+    if !queued.is_empty() {
         tracing::info!(
-            connections = queued,
+            connections = queued.len(),
             "accepted the connections queued before shutdown"
         );
     }
-}
-
-/// Keeps the server up through accept errors: a client that left early is nothing; running out
-/// of file descriptors passes once connections close, so wait a little and retry.
-async fn accept_error(err: io::Error, log: &mut Throttle) {
-    match err.kind() {
-        io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionRefused => {}
-        _ => {
-            if log.ready() {
-                tracing::error!(error = %err, "accept failed; retrying every 50 ms (logged once a minute)");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    queued.into_iter().for_each(serve);
 }
 
 /// Lets a recurring condition be logged once a minute at most, not once per event.
-struct Throttle {
+pub(crate) struct Throttle {
     last: Option<Instant>,
 }
 

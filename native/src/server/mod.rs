@@ -17,6 +17,9 @@ mod drain;
 mod listener;
 mod service;
 
+pub(crate) use drain::Requests;
+pub(crate) use listener::Acceptor;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,9 +132,9 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Shutdown {
-    let metrics = Arc::new(Metrics::new());
-    let shared = Arc::new(Shared::new(&config, Arc::clone(&metrics)));
     let drain = drain::Drain::new();
+    let metrics = Arc::new(Metrics::new(drain.requests()));
+    let shared = Arc::new(Shared::new(&config, Arc::clone(&metrics)));
     let admin = admin.map(|admin| {
         tokio::spawn(crate::admin::serve(
             admin,

@@ -12,7 +12,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::Shared;
-use super::connection::Activity;
 
 /// The target of the access lines: `RUST_LOG=hello_edge_native::access=debug` shows them.
 const ACCESS: &str = "hello_edge_native::access";
@@ -21,17 +20,14 @@ const ACCESS: &str = "hello_edge_native::access";
 /// sends it.
 ///
 /// Thousands of requests wait at once, so the waiting future holds only the decided reply, the
-/// timer, the guards that count it, and, when access lines are on, what they print: not the
-/// request, which is dropped here.
+/// timer, and, when access lines are on, what they print: not the request, which is dropped
+/// here.
 pub(super) fn answer(
     shared: &Arc<Shared>,
     peer: SocketAddr,
-    activity: &Arc<Activity>,
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + use<> {
     let started = Instant::now();
-    let on_connection = activity.begin();
-    let in_flight = shared.metrics.request_started();
     let reply = hello_edge::respond(&shared.app, hello_edge::Parts::from(&request));
     // Boxed: off by default, it then costs a waiting request one pointer, not the whole line.
     let access = tracing::enabled!(target: ACCESS, tracing::Level::DEBUG).then(|| {
@@ -58,7 +54,6 @@ pub(super) fn answer(
                 elapsed_ms = elapsed.as_millis() as u64,
             );
         }
-        drop((in_flight, on_connection));
         Ok(reply.into_response().map(Full::new))
     }
 }
