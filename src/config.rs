@@ -60,7 +60,7 @@ impl Delay {
     }
 
     /// The delay as a [`Duration`].
-    pub fn as_duration(self) -> Duration {
+    pub const fn as_duration(self) -> Duration {
         self.0
     }
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use hello_edge::{Config, Delay};
 use hello_edge_native::ServerConfig;
 use http::{Method, Request, StatusCode};
-use support::client::{self, Connection, Protocol};
-use support::host::{Host, NativeBinary, NativeServer};
+use support::client::{self, Connection, HTTP2_EMPTY_SETTINGS, HTTP2_PREFACE, Protocol};
+use support::host::{Host, NativeBinary, NativeServer, Stopped};
+use support::process::raise_open_file_limit;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -141,7 +142,7 @@ async fn http2_rapid_reset_leaves_the_server_serving() {
     assert!(started.elapsed() < Duration::from_millis(1500));
 
     assert!(server.process().is_running());
-    let (_, log) = server.stop().await;
+    let log = server.stop().await.log;
     // h2's limit on streams reset before they were accepted (20) ended it.
     assert!(
         log.contains("GoAway(") && log.contains("ENHANCE_YOUR_CALM"),
@@ -253,7 +254,7 @@ async fn http2_requests_with_too_many_fields_get_the_core_431() {
 /// once. The cap is logged once, not once per waiting client.
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_their_turn() {
-    let mut server = binary(&["--max-connections", "2", "--delay-ms", "300"], None).await;
+    let server = binary(&["--max-connections", "2", "--delay-ms", "300"], None).await;
     let addr = server.addr();
 
     // Two clients hold the only two slots, idle after one answer each.
@@ -295,7 +296,7 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
     assert!(waited >= Duration::from_millis(800) + Duration::from_millis(300));
     assert!(waited < Duration::from_secs(8), "{waited:?}");
 
-    let (_, log) = server.stop().await;
+    let log = server.stop().await.log;
     assert_eq!(
         log.matches("connection cap reached").count(),
         1,
@@ -309,7 +310,7 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_no_grace_cuts_off_every_request_at_once() {
     raise_open_file_limit(2048);
-    let mut server = binary(&["--shutdown-grace-secs", "0", "--delay-ms", "5000"], None).await;
+    let server = binary(&["--shutdown-grace-secs", "0", "--delay-ms", "5000"], None).await;
     let addr = server.addr();
     let mut waiting = Vec::new();
     for i in 0..500 {
@@ -320,7 +321,7 @@ async fn sigterm_with_no_grace_cuts_off_every_request_at_once() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
-    let (status, log) = server.stop().await;
+    let Stopped { status, log } = server.stop().await;
     let exited = signalled.elapsed();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("cut off 500 unfinished requests"), "{log}");
@@ -427,7 +428,7 @@ async fn running_out_of_descriptors_is_survived() {
     assert_eq!(body, "<h1>hello, patient!</h1>");
     assert_eq!(send(addr, "/").await.0, StatusCode::OK);
 
-    let (_, log) = server.stop().await;
+    let log = server.stop().await.log;
     assert!(log.contains("Too many open files"), "{log}");
     assert!(
         log.matches("accept failed").count() <= 2,
@@ -451,8 +452,8 @@ async fn idle_http2_connections_do_not_lock_the_cap() {
     let mut idle = Vec::new();
     for _ in 0..20 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(PREFACE).await.unwrap();
-        stream.write_all(&EMPTY_SETTINGS).await.unwrap();
+        stream.write_all(HTTP2_PREFACE).await.unwrap();
+        stream.write_all(&HTTP2_EMPTY_SETTINGS).await.unwrap();
         idle.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -489,7 +490,7 @@ async fn a_stalled_partial_preface_costs_no_cpu() {
     let mut stalled = Vec::new();
     for _ in 0..500 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(&PREFACE[..3]).await.unwrap();
+        stream.write_all(&HTTP2_PREFACE[..3]).await.unwrap();
         stalled.push(stream);
     }
     // Let the server take them all in.
@@ -634,10 +635,6 @@ async fn a_client_that_never_reads_is_closed() {
     drop(flood);
 }
 
-/// The connection preface of HTTP/2 (RFC 9113 §3.4), and an empty SETTINGS frame.
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
-
 /// Reads and drops whatever the server sends until it closes the connection; when, or `None`
 /// after `limit`.
 async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Instant> {
@@ -689,10 +686,4 @@ async fn send_with(
         .await
         .expect("answered");
     (answer.status, answer.text())
-}
-
-/// Client and server share this process: each connection is two descriptors.
-fn raise_open_file_limit(want: u64) {
-    let got = rlimit::increase_nofile_limit(want).expect("raise the open-file limit");
-    assert!(got >= want, "open-file limit is {got}, need {want}");
 }

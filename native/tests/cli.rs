@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Output;
 
-use support::host::NativeBinary;
+use hello_edge_native::env;
+use support::host::{Host, NativeBinary, Stopped};
 
 /// Runs the binary with these arguments and environment, no stdin, to its end.
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -33,10 +34,10 @@ async fn out_of_range_numbers_are_refused_with_the_value_quoted() {
         (&["--max-connections", HUGE], &[], HUGE),
         (&["--max-connections", "0"], &[], "'0'"),
         (&["--max-connections", "2000000"], &[], "2000000"),
-        (&[], &[("HELLO_EDGE_MAX_CONNECTIONS", HUGE)], HUGE),
+        (&[], &[(env::MAX_CONNECTIONS, HUGE)], HUGE),
         (
             &[],
-            &[("HELLO_EDGE_DELAY_MS", "99999999999999999999999")],
+            &[(env::DELAY_MS, "99999999999999999999999")],
             "99999999999999999999999",
         ),
         (&["--shutdown-grace-secs", HUGE], &[], HUGE),
@@ -89,8 +90,8 @@ async fn serve_and_stop(flags: &[&str]) -> String {
         .args(flags)
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG");
-    let mut server = NativeBinary::from_command(command).await;
-    let (status, log) = server.stop().await;
+    let server = NativeBinary::from_command(command).await;
+    let Stopped { status, log } = server.stop().await;
     assert!(status.success(), "{status}: {log}");
     log
 }

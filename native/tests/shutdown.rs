@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use support::conformance::{self, Arrival};
-use support::host::{Host, NativeBinary};
+use support::host::{Host, NativeBinary, Stopped};
 use support::process::raise_open_file_limit;
 
 /// 300 clients connect one every 2 ms, each sending its request 30 ms after it connected, and
@@ -30,7 +30,7 @@ async fn sigterm_answers_every_connection_it_accepted_while_clients_arrive() {
         signal,
     )
     .await;
-    let (status, log) = server.stop().await;
+    let Stopped { status, log } = server.stop().await;
     check(&arrivals, &log);
     assert!(status.success(), "exit status {status}:\n{log}");
 }
@@ -52,7 +52,7 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
         signal,
     )
     .await;
-    let (status, log) = server.stop().await;
+    let Stopped { status, log } = server.stop().await;
     check(&arrivals, &log);
     let answered = arrivals.iter().filter(|a| a.answered()).count();
     assert_eq!(answered, 60, "{answered} of 60 answered:\n{log}");

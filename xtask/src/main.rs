@@ -76,9 +76,9 @@ fn checks(root: &Path) -> Vec<Vec<String>> {
     wasm_clippy.extend(words("-- -D warnings"));
     vec![
         words("cargo fmt --all -- --check"),
-        words("cargo clippy --workspace --all-targets --features hello-edge/tools -- -D warnings"),
+        words("cargo clippy --workspace --all-targets -- -D warnings"),
         wasm_clippy,
-        words("cargo test --workspace --features hello-edge/tools"),
+        words("cargo test --workspace"),
         // A minute of the core's invariants on arbitrary requests.
         words("cargo +nightly fuzz run respond -- -max_total_time=60"),
     ]

@@ -67,12 +67,28 @@ impl Answer {
 }
 
 /// An open connection, HTTP/1.1 or HTTP/2, that sends requests and reads their answers.
-pub enum Connection {
-    /// HTTP/1.1: one request at a time.
-    Http1(SocketAddr, http1::SendRequest<Empty<Bytes>>),
-    /// HTTP/2: requests multiplexed (clone the sender to send several at once).
-    Http2(SocketAddr, http2::SendRequest<Empty<Bytes>>),
+pub struct Connection {
+    addr: SocketAddr,
+    sender: Sender,
+    /// hyper's task for the connection: it ends when the connection does.
+    task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
 }
+
+/// The sending half of a [`Connection`].
+enum Sender {
+    /// HTTP/1.1: one request at a time.
+    Http1(http1::SendRequest<Empty<Bytes>>),
+    /// HTTP/2: requests multiplexed.
+    Http2(http2::SendRequest<Empty<Bytes>>),
+}
+
+/// The HTTP/2 connection preface a client opens with (RFC 9113 §3.4), for tests that speak
+/// HTTP/2 by hand.
+pub const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An empty HTTP/2 SETTINGS frame: length 0, type 0x4, no flags, stream 0; what a client sends
+/// after the preface.
+pub const HTTP2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
 
 impl Connection {
     /// Connects to `addr` and completes the protocol's handshake.
@@ -81,22 +97,46 @@ impl Connection {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let io = TokioIo::new(stream);
-        Ok(match protocol {
+        let (sender, task) = match protocol {
             Protocol::Http1 => {
                 let (sender, conn) = http1::handshake(io)
                     .await
                     .map_err(|e| format!("handshake: {e}"))?;
-                tokio::spawn(conn);
-                Connection::Http1(addr, sender)
+                (Sender::Http1(sender), tokio::spawn(conn))
             }
             Protocol::Http2 => {
                 let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(|e| format!("handshake: {e}"))?;
-                tokio::spawn(conn);
-                Connection::Http2(addr, sender)
+                (Sender::Http2(sender), tokio::spawn(conn))
             }
-        })
+        };
+        Ok(Connection { addr, sender, task })
+    }
+
+    /// Another handle on the same HTTP/2 connection, for a request beside this one's, which
+    /// HTTP/2 multiplexes. (An HTTP/1.1 connection sends one request at a time: no such handle.)
+    pub fn another_stream(&self) -> Connection {
+        let Sender::Http2(sender) = &self.sender else {
+            panic!("an HTTP/1.1 connection sends one request at a time");
+        };
+        Connection {
+            addr: self.addr,
+            sender: Sender::Http2(sender.clone()),
+            // Only the first handle waits on the connection's end.
+            task: tokio::spawn(std::future::pending()),
+        }
+    }
+
+    /// Waits, up to `timeout`, for the server to end the connection; `Err` if it did not, or
+    /// ended it with an error.
+    pub async fn closed(self, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, self.task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(format!("the connection failed: {err}")),
+            Ok(Err(err)) => Err(format!("the connection's task: {err}")),
+            Err(_) => Err(format!("still open after {timeout:?}")),
+        }
     }
 
     /// Sends `method path` with these header fields (besides `host` on HTTP/1.1) and reads the
@@ -108,14 +148,12 @@ impl Connection {
         fields: &[(String, String)],
     ) -> Result<Answer, String> {
         let started = Instant::now();
-        let addr = match self {
-            Connection::Http1(addr, _) | Connection::Http2(addr, _) => *addr,
-        };
-        let mut request = match self {
-            Connection::Http1(..) => Request::builder()
+        let addr = self.addr;
+        let mut request = match self.sender {
+            Sender::Http1(_) => Request::builder()
                 .uri(path)
                 .header("host", addr.to_string()),
-            Connection::Http2(..) => Request::builder().uri(format!("http://{addr}{path}")),
+            Sender::Http2(_) => Request::builder().uri(format!("http://{addr}{path}")),
         }
         .method(method);
         for (name, value) in fields {
@@ -124,9 +162,9 @@ impl Connection {
         let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("request: {e}"))?;
-        let response = match self {
-            Connection::Http1(_, sender) => sender.send_request(request).await,
-            Connection::Http2(_, sender) => sender.send_request(request).await,
+        let response = match &mut self.sender {
+            Sender::Http1(sender) => sender.send_request(request).await,
+            Sender::Http2(sender) => sender.send_request(request).await,
         }
         .map_err(|e| format!("send: {e:?}"))?;
         let (parts, body) = response.into_parts();

@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::host::{Host, wait_until_ready};
+use crate::host::{Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, debian, root};
 
@@ -318,7 +318,7 @@ impl<'a> Container<'a> {
 
     /// Sends `signal` (`SIGTERM`) with `ctr task kill`, waits up to `timeout` for the task to end
     /// and returns `ctr run`'s exit status, which is the task's.
-    pub async fn stop(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
+    pub async fn signalled(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
         self.kill_later(signal).await;
         self.exited(timeout).await
     }
@@ -351,6 +351,15 @@ impl Host for Container<'_> {
 
     fn log(&self) -> Log {
         self.process.log().clone()
+    }
+
+    /// SIGTERM with `ctr task kill`, as the kubelet sends it.
+    async fn stop(mut self) -> Stopped {
+        let status = self.signalled("SIGTERM", Duration::from_secs(30)).await;
+        Stopped {
+            status,
+            log: self.process.log().text(),
+        }
     }
 }
 

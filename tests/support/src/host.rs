@@ -38,6 +38,23 @@ pub trait Host {
     fn addr(&self) -> SocketAddr;
     /// What it has logged so far (empty for a host in this process, whose log is this one's).
     fn log(&self) -> Log;
+    /// Stops the host as its operator would, letting it finish what it will, and says how it
+    /// ended: SIGTERM for the native binary and `wash dev` (as Kubernetes and a terminal's
+    /// `kill` send it), Ctrl-C (SIGINT) for `wasmtime serve` (which drains on it only) and
+    /// `spin up`, the shutdown future for the server in this process.
+    fn stop(self) -> impl Future<Output = Stopped>
+    where
+        Self: Sized;
+}
+
+/// How a host ended.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Its exit status; for the server in this process, the status its binary would exit with
+    /// (0 drained, 1 cut off).
+    pub status: ExitStatus,
+    /// Its whole log.
+    pub log: String,
 }
 
 /// A wasm host: it serves a component, with an environment.
@@ -45,10 +62,6 @@ pub trait ComponentHost: Host + Sized {
     /// Starts the host serving `component` with these environment variables, and waits until
     /// it answers on the component's health route.
     fn start(component: &Component, env: &[(&str, &str)]) -> impl Future<Output = Self>;
-
-    /// Stops the host as its operator would, letting it finish what it can, and returns the
-    /// whole of its log.
-    fn stop(self) -> impl Future<Output = String>;
 }
 
 /// What in a host's log says a guest failed: a panic, a trap, a worker that died. A guest may
@@ -186,6 +199,19 @@ impl Host for NativeServer {
     fn log(&self) -> Log {
         Log::default()
     }
+
+    async fn stop(mut self) -> Stopped {
+        use std::os::unix::process::ExitStatusExt;
+        self.shutdown();
+        let code = match self.finished(Duration::from_secs(20)).await {
+            Shutdown::Drained => 0,
+            Shutdown::GraceExpired { .. } => 1,
+        };
+        Stopped {
+            status: ExitStatus::from_raw(code << 8),
+            log: String::new(),
+        }
+    }
 }
 
 /// The `hello-edge` binary on a loopback port it picks (`--listen 127.0.0.1:0`) and prints;
@@ -254,15 +280,6 @@ impl NativeBinary {
     pub fn process(&mut self) -> &mut Process {
         &mut self.process
     }
-
-    /// Stops it with SIGTERM, as Kubernetes does, and returns how it exited and its log.
-    pub async fn stop(&mut self) -> (ExitStatus, String) {
-        let status = self
-            .process
-            .stop(Signal::SIGTERM, Duration::from_secs(20))
-            .await;
-        (status, self.process.log().text())
-    }
 }
 
 impl Host for NativeBinary {
@@ -276,6 +293,11 @@ impl Host for NativeBinary {
 
     fn log(&self) -> Log {
         self.process.log().clone()
+    }
+
+    /// SIGTERM, as Kubernetes sends it: the server drains.
+    async fn stop(mut self) -> Stopped {
+        self.process.stopped(Signal::SIGTERM).await
     }
 }
 
@@ -334,18 +356,15 @@ impl Host for Wasmtime {
     fn log(&self) -> Log {
         self.process.log().clone()
     }
+
+    /// SIGINT: `wasmtime serve` finishes the requests in flight on it (SIGTERM kills it).
+    async fn stop(mut self) -> Stopped {
+        self.process.stopped(Signal::SIGINT).await
+    }
 }
 
 impl ComponentHost for Wasmtime {
     async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
         Wasmtime::serve(&component.wasm(), env, &[]).await
-    }
-
-    /// SIGINT: `wasmtime serve` finishes the requests in flight on it (SIGTERM kills it).
-    async fn stop(mut self) -> String {
-        self.process
-            .stop(Signal::SIGINT, Duration::from_secs(20))
-            .await;
-        self.process.log().text()
     }
 }

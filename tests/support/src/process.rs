@@ -192,6 +192,16 @@ impl Process {
         status
     }
 
+    /// Stops it with `signal` (waiting up to 20 s), as a host's [`Host::stop`](crate::host::Host)
+    /// does: how it exited, and its whole log.
+    pub async fn stopped(&mut self, signal: Signal) -> crate::host::Stopped {
+        let status = self.stop(signal, Duration::from_secs(20)).await;
+        crate::host::Stopped {
+            status,
+            log: self.log.text(),
+        }
+    }
+
     /// The CPU time (user and system) it has used so far, from `/proc/PID/stat`.
     pub fn cpu_time(&self) -> Duration {
         let pid = self.child.id().expect("the process is running");

@@ -20,7 +20,7 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::component::{Component, SpinManifest};
-use crate::host::{ComponentHost, Host, wait_until_ready};
+use crate::host::{ComponentHost, Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, root};
 
@@ -142,7 +142,7 @@ impl<R: SpinRelease> SpinUp<R> {
     /// `crates/wasi-http/src/handler.rs:708`, the worker's `Dropper`; Spin prints it,
     /// `crates/trigger-http/src/server.rs:792`). No guest code runs then; the same line before
     /// the signal is a failure like any other.
-    pub async fn stop_with(mut self, signal: Signal) -> (std::process::ExitStatus, String) {
+    pub async fn stop_with(mut self, signal: Signal) -> Stopped {
         let log = self.process.log().clone();
         self.read_logs();
         let signalled = log.mark();
@@ -151,7 +151,10 @@ impl<R: SpinRelease> SpinUp<R> {
         self.read_logs();
         let text = log.text();
         let (before, after) = text.split_at(signalled);
-        (status, format!("{before}{}", without_exit_drops(after)))
+        Stopped {
+            status,
+            log: format!("{before}{}", without_exit_drops(after)),
+        }
     }
 
     /// Reads what the component's log files gained into the log.
@@ -296,16 +299,16 @@ impl<R: SpinRelease> Host for SpinUp<R> {
     fn log(&self) -> Log {
         self.process.log().clone()
     }
+
+    /// SIGINT, as Ctrl-C in the terminal a user runs `spin up` in. Spin stops at once either
+    /// way, dropping the requests in flight (`tests/e2e/tests/wasm_hosts.rs` measures it).
+    async fn stop(self) -> Stopped {
+        self.stop_with(Signal::SIGINT).await
+    }
 }
 
 impl<R: SpinRelease> ComponentHost for SpinUp<R> {
     async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
         Self::serve(&component.manifest(), &component.wasm(), env, &[]).await
-    }
-
-    /// SIGINT, as Ctrl-C in the terminal a user runs `spin up` in. Spin stops at once either
-    /// way, dropping the requests in flight (`tests/wasm_hosts.rs` measures it).
-    async fn stop(self) -> String {
-        self.stop_with(Signal::SIGINT).await.1
     }
 }

@@ -12,7 +12,7 @@ use serde_yaml_ng::{Mapping, Value};
 use tokio::process::Command;
 
 use crate::component::Component;
-use crate::host::{ComponentHost, Host, wait_until_ready};
+use crate::host::{ComponentHost, Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, root};
 
@@ -131,18 +131,15 @@ impl Host for Wash {
     fn log(&self) -> Log {
         self.process.log().clone()
     }
+
+    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
+    async fn stop(mut self) -> Stopped {
+        self.process.stopped(Signal::SIGTERM).await
+    }
 }
 
 impl ComponentHost for Wash {
     async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
         Wash::serve(&component.wasm(), env).await
-    }
-
-    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
-    async fn stop(mut self) -> String {
-        self.process
-            .stop(Signal::SIGTERM, Duration::from_secs(20))
-            .await;
-        self.process.log().text()
     }
 }

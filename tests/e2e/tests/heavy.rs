@@ -14,7 +14,7 @@ use support::host::{ComponentHost, Host, Spin, Spin4_0, Wash, assert_clean};
 use support::process::{alone, raise_open_file_limit};
 
 /// The delay every host is configured with: the default.
-const DELAY: Duration = Duration::from_millis(500);
+const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 
 /// 1,000 requests at once are all answered 200, in about one delay, on each Spin and each
 /// component it serves.
@@ -44,7 +44,7 @@ async fn a_thousand_requests_overlap<H: ComponentHost>(component: &Component) {
     let host = H::start(component, &[]).await;
     conformance::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
-    assert_clean(&label, &host.stop().await);
+    assert_clean(&label, &host.stop().await.log);
 }
 
 /// On wasmCloud, with the dev config's instance pool, 1,000 requests at once are all answered
@@ -55,7 +55,7 @@ async fn a_thousand_requests_overlap_on_wasmcloud() {
     let host = Wash::serve(&WASIP2.wasm(), &[]).await;
     conformance::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
-    assert_clean(&label, &host.stop().await);
+    assert_clean(&label, &host.stop().await.log);
 }
 
 /// Without the dev config's pool settings, wasmCloud's runtime holds 1,000 core instances, three
@@ -78,7 +78,7 @@ async fn without_the_pool_settings_wasmcloud_refuses_most_of_a_thousand() {
         .iter()
         .filter(|s| **s == Some(StatusCode::OK))
         .count();
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     eprintln!("without the pool settings: {ok} of 1,000 answered 200");
     assert!(ok < 500, "{ok} of 1,000 answered 200 with the default pool");
     assert!(
@@ -105,7 +105,7 @@ async fn spin_s_pool_binds_wasi_0_2_at_a_thousand_requests() {
     };
     let host = Spin::serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &[]).await;
     let statuses = conformance::statuses_at_once(host.addr(), 1500).await;
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     let refused = statuses
         .iter()
         .filter(|s| **s == Some(StatusCode::INTERNAL_SERVER_ERROR))
@@ -128,7 +128,7 @@ async fn spin_s_pool_binds_wasi_0_2_at_a_thousand_requests() {
     let host = Spin::serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &raised).await;
     let statuses = conformance::statuses_at_once(host.addr(), 2000).await;
     let label = host.label();
-    assert_clean(&label, &host.stop().await);
+    assert_clean(&label, &host.stop().await.log);
     assert_eq!(ok(&statuses), 2000, "with SPIN_MAX_INSTANCE_COUNT=3000");
 }
 
@@ -174,7 +174,7 @@ async fn spin_build_up_serves_what_it_built_from_a_fresh_copy() {
         let host = Spin::spawn(command, &dir, label.clone()).await;
         assert!(built.is_file(), "{label} built no {}", built.display());
         let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
-        let log = host.stop().await;
+        let log = host.stop().await.log;
         assert!(report.is_empty(), "mismatches on {label}:\n{report}");
         assert_clean(&label, &log);
     }

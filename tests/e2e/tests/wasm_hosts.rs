@@ -11,11 +11,11 @@ use nix::sys::signal::Signal;
 use support::client::{self, Protocol};
 use support::component::{COMPONENTS, Component, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{ComponentHost, Host, Spin, Spin4_0, Wash, Wasmtime, assert_clean};
+use support::host::{ComponentHost, Host, Spin, Spin4_0, Stopped, Wash, Wasmtime, assert_clean};
 use support::spin::{Latest, SpinRelease, SpinUp, V4_0};
 
 /// The delay every host is configured with unless a test says otherwise: the default.
-const DELAY: Duration = Duration::from_millis(500);
+const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 
 /// The same tests for each host and each component it serves; only the host and the `.wasm`
 /// differ.
@@ -82,16 +82,16 @@ async fn conforms_to_the_table<H: ComponentHost>(component: &Component) {
     let host = H::start(component, &[]).await;
     let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
     let label = host.label();
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     assert!(report.is_empty(), "mismatches on {label}:\n{report}");
     assert_clean(&label, &log);
 }
 
 async fn two_hundred_requests_overlap<H: ComponentHost>(component: &Component) {
-    let host = H::start(component, &[("HELLO_EDGE_DELAY_MS", "500")]).await;
+    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, "500")]).await;
     conformance::assert_overlap(host.addr(), 200, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
-    assert_clean(&label, &host.stop().await);
+    assert_clean(&label, &host.stop().await.log);
 }
 
 async fn clients_that_leave_early_leave_the_log_clean<H: ComponentHost>(
@@ -100,7 +100,7 @@ async fn clients_that_leave_early_leave_the_log_clean<H: ComponentHost>(
     let host = H::start(component, &[]).await;
     let report = conformance::leave_early(&host, 20, DELAY).await;
     let label = host.label();
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     assert!(report.is_empty(), "on {label}:\n{report}");
     assert_clean(&label, &log);
 }
@@ -108,7 +108,7 @@ async fn clients_that_leave_early_leave_the_log_clean<H: ComponentHost>(
 async fn the_delay_comes_from_the_environment<H: ComponentHost>(
     component: &support::component::Component,
 ) {
-    let host = H::start(component, &[("HELLO_EDGE_DELAY_MS", "50")]).await;
+    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, "50")]).await;
     let answer = client::get(host.addr(), "/hello/quick").await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.text(), "<h1>hello, quick!</h1>");
@@ -118,13 +118,13 @@ async fn the_delay_comes_from_the_environment<H: ComponentHost>(
         answer.elapsed
     );
     let label = host.label();
-    assert_clean(&label, &host.stop().await);
+    assert_clean(&label, &host.stop().await.log);
 }
 
 async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
     component: &support::component::Component,
 ) {
-    let host = H::start(component, &[("HELLO_EDGE_DELAY_MS", "soon")]).await;
+    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, "soon")]).await;
     let answer = client::get(host.addr(), "/hello/x").await.unwrap();
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let text = answer.text();
@@ -152,7 +152,7 @@ async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
         );
     }
     let label = host.label();
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     assert!(
         log.contains("hello-edge: invalid configuration: HELLO_EDGE_DELAY_MS"),
         "{label}'s log: {log}"
@@ -235,7 +235,7 @@ async fn conforms_over_http2<H: ComponentHost>(component: &Component) {
         }
     }
     let label = host.label();
-    let log = host.stop().await;
+    let log = host.stop().await.log;
     assert!(report.is_empty(), "mismatches on {label}:\n{report}");
     assert!(
         over.len() <= 3,
@@ -259,7 +259,7 @@ where
         .collect();
     tokio::time::sleep(DELAY / 2).await;
     let signalled = std::time::Instant::now();
-    let (status, log) = host.stop_with(signal).await;
+    let Stopped { status, log } = host.stop_with(signal).await;
     let took = signalled.elapsed();
     let mut answered = 0;
     for request in requests {
@@ -349,7 +349,7 @@ fn spin_manifests_build_what_they_serve() {
         assert_eq!(trigger["route"].as_str(), Some("/..."), "{file}");
         assert_eq!(trigger["component"].as_str(), Some("hello-edge"), "{file}");
         assert_eq!(
-            manifest.component()["environment"]["HELLO_EDGE_DELAY_MS"].as_str(),
+            manifest.component()["environment"][hello_edge::Config::DELAY_ENV].as_str(),
             Some("500"),
             "{file}"
         );

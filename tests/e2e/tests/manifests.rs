@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use hello_edge_native::env;
 use serde_json::Value;
 use support::manifest::{Manifest, env_of};
 use support::oci::Image;
@@ -95,8 +96,8 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
         );
         addr.port().into()
     };
-    assert_eq!(listens_on("HELLO_EDGE_LISTEN"), port("http"));
-    assert_eq!(listens_on("HELLO_EDGE_ADMIN_LISTEN"), port("admin"));
+    assert_eq!(listens_on(env::LISTEN), port("http"));
+    assert_eq!(listens_on(env::ADMIN_LISTEN), port("admin"));
     // Readiness through the app's port: a pod at its cap takes no new traffic. Liveness
     // through the admin port, outside the cap: a full pod is not restarted.
     for (probe, port) in [("readinessProbe", "http"), ("livenessProbe", "admin")] {
@@ -111,14 +112,14 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
         annotations["prometheus.io/port"].as_str().unwrap(),
         port("admin").to_string()
     );
-    assert_eq!(env("HELLO_EDGE_LOG_FORMAT").as_deref(), Some("json"));
+    assert_eq!(env(env::LOG_FORMAT).as_deref(), Some("json"));
 
     // SIGTERM comes after the preStop pause; the server then drains for its grace period; both
     // must end before Kubernetes kills the pod.
     let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         .as_u64()
         .unwrap();
-    let drain: u64 = env("HELLO_EDGE_SHUTDOWN_GRACE_SECS")
+    let drain: u64 = env(env::SHUTDOWN_GRACE_SECS)
         .expect("the grace period is set")
         .parse()
         .unwrap();
@@ -127,7 +128,7 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
         grace > pause + drain,
         "terminationGracePeriodSeconds {grace} <= preStop {pause} + drain {drain}"
     );
-    let cap: usize = env("HELLO_EDGE_MAX_CONNECTIONS").unwrap().parse().unwrap();
+    let cap: usize = env(env::MAX_CONNECTIONS).unwrap().parse().unwrap();
     assert_eq!(
         cap,
         hello_edge_native::ServerConfig::DEFAULT_MAX_CONNECTIONS
@@ -285,7 +286,8 @@ fn the_wasmcloud_workload_fits_its_crd() {
     assert_eq!(http["namespace"], "wasi");
     assert_eq!(http["package"], "http");
     assert_eq!(http["interfaces"], serde_json::json!(["incoming-handler"]));
-    let delay = &component["localResources"]["environment"]["config"]["HELLO_EDGE_DELAY_MS"];
+    let delay =
+        &component["localResources"]["environment"]["config"][hello_edge::Config::DELAY_ENV];
     hello_edge::Delay::from_millis_str(delay.as_str().unwrap()).expect("a valid delay");
 }
 
@@ -359,7 +361,7 @@ fn manifests_name_the_images_the_push_test_produces() {
 fn spin_toml_delay_ms() -> u64 {
     let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let manifest: toml::Table = text.parse().unwrap();
-    let delay = manifest["component"]["hello-edge"]["environment"]["HELLO_EDGE_DELAY_MS"]
+    let delay = manifest["component"]["hello-edge"]["environment"][hello_edge::Config::DELAY_ENV]
         .as_str()
         .unwrap();
     hello_edge::Delay::from_millis_str(delay)

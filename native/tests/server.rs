@@ -1,18 +1,16 @@
-//! The native server (tokio + hyper) against the conformance table, over HTTP/1.1 and HTTP/2,
-//! and the lessons that need a real server: requests overlap, shutdown drains, slow and
-//! malformed clients are handled.
+//! The native server (tokio + hyper) in this process against the conformance table, over
+//! HTTP/1.1 and HTTP/2, and its lifecycle: requests overlap, shutdown drains and gives up after
+//! its grace period, the metrics count what was sent, slow and malformed clients are handled.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hello_edge::{Config, Delay};
 use hello_edge_native::{ServerConfig, Shutdown};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::client::{self, Connection, Protocol};
+use http::{Method, StatusCode};
+use support::client::{self, Connection, HTTP2_EMPTY_SETTINGS, HTTP2_PREFACE, Protocol};
 use support::conformance;
 use support::host::{Host, NativeServer};
+use support::process::raise_open_file_limit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,7 +19,7 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn conforms_to_the_table_over_http1() {
     let server = NativeServer::start(ServerConfig::default()).await;
-    let report = conformance::run_on(&server, Protocol::Http1, Duration::from_millis(500)).await;
+    let report = conformance::run_on(&server, Protocol::Http1, Delay::DEFAULT.as_duration()).await;
     assert!(report.is_empty(), "mismatches:\n{report}");
 }
 
@@ -29,7 +27,7 @@ async fn conforms_to_the_table_over_http1() {
 #[tokio::test]
 async fn conforms_to_the_table_over_http2() {
     let server = NativeServer::start(ServerConfig::default()).await;
-    let report = conformance::run_on(&server, Protocol::Http2, Duration::from_millis(500)).await;
+    let report = conformance::run_on(&server, Protocol::Http2, Delay::DEFAULT.as_duration()).await;
     assert!(report.is_empty(), "mismatches:\n{report}");
 }
 
@@ -43,7 +41,7 @@ async fn a_thousand_requests_overlap() {
     conformance::assert_overlap(
         server.addr(),
         1000,
-        Duration::from_millis(500),
+        Delay::DEFAULT.as_duration(),
         Duration::from_secs(3),
     )
     .await;
@@ -62,13 +60,11 @@ async fn shutdown_drains_requests_in_flight() {
     .await;
 
     // An idle keep-alive connection: one answered request, then nothing.
-    let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let (mut idle, idle_conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let mut idle = Connection::open(server.addr(), Protocol::Http1)
         .await
         .unwrap();
-    let idle_conn = tokio::spawn(idle_conn);
-    let first = idle.send_request(get("/hello/idle")).await.unwrap();
-    assert_eq!(first.status(), StatusCode::OK);
+    let first = idle.send(Method::GET, "/hello/idle", &[]).await.unwrap();
+    assert_eq!(first.status, StatusCode::OK);
 
     let started = Instant::now();
     let in_flight: Vec<_> = (0..20)
@@ -101,11 +97,9 @@ async fn shutdown_drains_requests_in_flight() {
         started.elapsed()
     );
     // The idle connection was closed by the server, not left open.
-    tokio::time::timeout(Duration::from_secs(1), idle_conn)
+    idle.closed(Duration::from_secs(1))
         .await
-        .expect("idle connection closed")
-        .unwrap()
-        .unwrap();
+        .expect("the idle connection closed");
 }
 
 /// A request still in flight when the grace period ends is cut off, and `run` says so.
@@ -180,7 +174,7 @@ async fn metrics_count_exactly_the_requests_sent() {
     })
     .await;
     let admin = server.admin_addr().unwrap();
-    let live = client::get(admin, "/healthz").await.unwrap();
+    let live = client::get(admin, hello_edge::HEALTH_PATH).await.unwrap();
     assert_eq!(
         (live.status, live.text().as_str()),
         (StatusCode::OK, "ok\n")
@@ -240,7 +234,10 @@ async fn metrics_count_exactly_the_requests_sent() {
     let waited = moved("hello_edge_request_duration_seconds_sum");
     assert!((0.06..1.0).contains(&waited), "{waited} s in all");
     assert!(
-        after.0.lines().any(|line| line == "hello_edge_requests_in_flight 0"),
+        after
+            .0
+            .lines()
+            .any(|line| line == "hello_edge_requests_in_flight 0"),
         "{}",
         after.0
     );
@@ -355,19 +352,14 @@ async fn keep_alive_serves_requests_in_turn() {
         ..ServerConfig::default()
     })
     .await;
-    let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let mut connection = Connection::open(server.addr(), Protocol::Http1)
         .await
         .unwrap();
-    tokio::spawn(conn);
     for name in ["a", "b", "c"] {
-        let response = sender
-            .send_request(get(&format!("/hello/{name}")))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, format!("<h1>hello, {name}!</h1>"));
+        let path = format!("/hello/{name}");
+        let answer = connection.send(Method::GET, &path, &[]).await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), format!("<h1>hello, {name}!</h1>"));
     }
 }
 
@@ -376,24 +368,18 @@ async fn keep_alive_serves_requests_in_turn() {
 #[tokio::test]
 async fn http2_clients_are_served() {
     let server = NativeServer::start(ServerConfig::default()).await;
-    let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let connection = Connection::open(server.addr(), Protocol::Http2)
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let requests = ["/", "/hello/%E5%BC%A0%E4%B8%89"].map(|path| {
-        let mut sender = sender.clone();
-        let request = Request::get(format!("http://{}{path}", server.addr()))
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let mut stream = connection.another_stream();
         async move {
-            let response = sender.send_request(request).await.unwrap();
-            assert_eq!(response.version(), http::Version::HTTP_2);
-            assert_eq!(response.status(), StatusCode::OK);
-            response.into_body().collect().await.unwrap().to_bytes()
+            let answer = stream.send(Method::GET, path, &[]).await.unwrap();
+            assert_eq!(answer.version, http::Version::HTTP_2);
+            assert_eq!(answer.status, StatusCode::OK);
+            answer.text()
         }
     });
     let [index, hello] = requests;
@@ -412,16 +398,12 @@ async fn http2_clients_are_served() {
 #[tokio::test]
 async fn a_split_http2_preface_is_recognised() {
     let server = NativeServer::start(ServerConfig::default()).await;
-    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let preface = HTTP2_PREFACE;
     let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     stream.write_all(&preface[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream.write_all(&preface[10..]).await.unwrap();
-    // An empty SETTINGS frame: length 0, type 0x4, no flags, stream 0.
-    stream
-        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
+    stream.write_all(&HTTP2_EMPTY_SETTINGS).await.unwrap();
 
     let mut frame_header = [0u8; 9];
     tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut frame_header))
@@ -432,17 +414,4 @@ async fn a_split_http2_preface_is_recognised() {
         frame_header[3], 4,
         "first frame is SETTINGS: {frame_header:?}"
     );
-}
-
-fn get(path: &str) -> Request<Empty<Bytes>> {
-    Request::get(path)
-        .header("host", "hello-edge.test")
-        .body(Empty::new())
-        .unwrap()
-}
-
-/// Client and server share this process: 1,000 connections are 2,000 descriptors.
-fn raise_open_file_limit(want: u64) {
-    let got = rlimit::increase_nofile_limit(want).expect("raise the open-file limit");
-    assert!(got >= want, "open-file limit is {got}, need {want}");
 }

@@ -22,14 +22,14 @@ use support::client::{self, Protocol};
 use support::component::{WASIP2, WASIP3};
 use support::conformance;
 use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
-use support::host::{ComponentHost, Host, Wasmtime, assert_clean};
+use support::host::{Host, Wasmtime, assert_clean};
 use support::manifest::{Manifest, env_of};
 use support::oci::{self, Image, Registry};
 use support::process::raise_open_file_limit;
 use support::tools::{self, root};
 
 /// The delay the pulled artifacts run with: the default.
-const DELAY: Duration = Duration::from_millis(500);
+const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 
 /// The runtime a SpinKube node runs SpinApps on (the spin-operator's `containerd-shim-spin`
 /// executor).
@@ -234,17 +234,22 @@ async fn native_image_as_the_deployment_runs_it(
             .as_u64()
             .unwrap() as u16
     };
-    let delay = hello_edge::Delay::from_millis_str(&env("HELLO_EDGE_DELAY_MS").unwrap())
+    let delay = hello_edge::Delay::from_millis_str(&env(hello_edge_native::env::DELAY_MS).unwrap())
         .unwrap()
         .as_duration();
-    let cap: usize = env("HELLO_EDGE_MAX_CONNECTIONS").unwrap().parse().unwrap();
+    let cap: usize = env(hello_edge_native::env::MAX_CONNECTIONS)
+        .unwrap()
+        .parse()
+        .unwrap();
 
     let reference = registry.by_digest(Image::Native);
     containerd.pull(&reference);
     let started = Instant::now();
     let mut running = containerd.run_pod(&reference, &spec).await;
     let addr = running.serving().await;
-    let first = client::get(addr, "/healthz").await.expect("an answer");
+    let first = client::get(addr, hello_edge::HEALTH_PATH)
+        .await
+        .expect("an answer");
     assert_eq!(first.status, StatusCode::OK);
     eprintln!(
         "native image: ctr run to the first 200 in {:?}",
@@ -319,7 +324,7 @@ async fn native_image_as_the_deployment_runs_it(
     );
 
     // Liveness and metrics on the admin port.
-    let live = client::get(admin, "/healthz").await.unwrap();
+    let live = client::get(admin, hello_edge::HEALTH_PATH).await.unwrap();
     assert_eq!(
         (live.status, live.text().as_str()),
         (StatusCode::OK, "ok\n")
@@ -398,7 +403,9 @@ async fn spinkube_image_on_the_spin_shim(containerd: &Containerd, registry: &Reg
         .run_on(SPIN_SHIM, &reference, &listen, &["/"])
         .await;
     let addr = app.serving().await;
-    let first = client::get(addr, "/healthz").await.expect("an answer");
+    let first = client::get(addr, hello_edge::HEALTH_PATH)
+        .await
+        .expect("an answer");
     assert_eq!(first.status, StatusCode::OK);
     eprintln!(
         "SpinKube image: ctr run to the first 200 in {:?}",
@@ -419,7 +426,7 @@ async fn spinkube_image_on_the_spin_shim(containerd: &Containerd, registry: &Reg
         .collect();
     tokio::time::sleep(delay / 2).await;
     let signalled = Instant::now();
-    let exit = app.stop("SIGTERM", Duration::from_secs(20)).await;
+    let exit = app.signalled("SIGTERM", Duration::from_secs(20)).await;
     let took = signalled.elapsed();
     let mut answered = 0;
     for request in requests {
@@ -527,7 +534,7 @@ fn stage_wasip3_context(context: &Path) -> PathBuf {
 /// The delay spin.toml bakes into the SpinKube image.
 fn spin_toml_delay() -> Duration {
     let manifest = WASIP2.manifest();
-    let delay = manifest.component()["environment"]["HELLO_EDGE_DELAY_MS"]
+    let delay = manifest.component()["environment"][hello_edge::Config::DELAY_ENV]
         .as_str()
         .expect("spin.toml's delay");
     hello_edge::Delay::from_millis_str(delay)
