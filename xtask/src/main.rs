@@ -5,8 +5,8 @@
 //!   does, and nothing that is already there ([`setup`]).
 //! * `cargo xtask test`: the setup, then every check and test: the README's test command, and
 //!   what CI runs.
-//! * `cargo xtask plan`: prints the commands `test` runs, one a line; the README's Contributing
-//!   list is exactly this (a test checks it).
+//! * `cargo xtask plan`: prints the commands `test` runs, one a line; the list in
+//!   docs/testing.md is exactly this (a test checks it).
 //! * `cargo xtask check-run`: runs the README's run command as a newcomer would and checks that
 //!   it serves ([`check_run`]).
 
@@ -187,11 +187,12 @@ mod tests {
         }
     }
 
-    /// The README's Contributing list is exactly what `cargo xtask test` runs.
+    /// The list in docs/testing.md is exactly what `cargo xtask test` runs.
     #[test]
-    fn the_readme_lists_what_the_test_command_runs() {
+    fn the_docs_list_what_the_test_command_runs() {
+        let testing = std::fs::read_to_string(root().join("docs/testing.md")).unwrap();
         assert_eq!(
-            block_under(&readme(), "## Contributing"),
+            block_under(&testing, "## What `cargo xtask test` runs"),
             plan(&root()).unwrap(),
             "regenerate it with `cargo xtask plan`"
         );

@@ -197,8 +197,8 @@ spin_tests! {
 }
 
 /// The most a request head may take over HTTP/2 on Spin, as HTTP/2 counts it: what Spin
-/// advertises in `SETTINGS_MAX_HEADER_LIST_SIZE`, hyper's default, since Spin sets none (see the
-/// README's Limits table). A larger head is refused by Spin's hyper before the component sees it.
+/// advertises in `SETTINGS_MAX_HEADER_LIST_SIZE`, hyper's default, since Spin sets none (see
+/// docs/limits.md). A larger head is refused by Spin's hyper before the component sees it.
 const SPIN_HTTP2_MAX_HEADER_LIST_SIZE: usize = 16 * 1024;
 
 async fn conforms_over_http2<H: ComponentHost>(component: &Component) {
