@@ -6,11 +6,37 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The delay is not a whole number of milliseconds.
-    #[error("delay {0:?} is not a whole number of milliseconds (expected 0 to {max})", max = Delay::MAX_MILLIS)]
+    #[error("delay {} is not a whole number of milliseconds (expected 0 to {max})", Quoted(.0), max = Delay::MAX_MILLIS)]
     DelayNotANumber(String),
     /// The delay is a number, but above [`Delay::MAX_MILLIS`]: the digits as given.
     #[error("delay {0} ms is too long (expected 0 to {max})", max = Delay::MAX_MILLIS)]
     DelayTooLong(String),
+}
+
+/// A value as it was given, in double quotes, what a terminal or a page could misread escaped:
+/// `"` and `\`, and each control character (`\n`, `\u{7f}`). Not `{:?}`, whose escaping of any
+/// Unicode text brings tables a component would carry for this one message.
+struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' | '\\' => {
+                    f.write_char('\\')?;
+                    f.write_char(c)?;
+                }
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
 }
 
 /// A configuration variable (from an environment or a host) that holds an invalid value.
@@ -169,6 +195,15 @@ mod tests {
         assert_eq!(
             Delay::from_millis_str(huge).unwrap_err().to_string(),
             format!("delay {huge} ms is too long (expected 0 to 60000)")
+        );
+    }
+
+    #[test]
+    fn a_refused_value_is_quoted_with_what_could_be_misread_escaped() {
+        let err = Delay::from_millis_str("5\"0\\\n\u{7f}é").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "delay \"5\\\"0\\\\\\n\\u{7f}é\" is not a whole number of milliseconds (expected 0 to 60000)"
         );
     }
 

@@ -36,6 +36,22 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The status line's code and reason for this error, as its page's heading shows them:
+    /// `404 Not Found`. (Spelt out here rather than read from [`StatusCode`]'s tables, which a
+    /// component would otherwise carry for six statuses.)
+    pub fn title(&self) -> &'static str {
+        match self {
+            RequestError::NotFound => "404 Not Found",
+            RequestError::MethodNotAllowed => "405 Method Not Allowed",
+            RequestError::InvalidPercentEncoding
+            | RequestError::InvalidUtf8
+            | RequestError::ControlCharacter => "400 Bad Request",
+            RequestError::NameTooLong => "414 URI Too Long",
+            RequestError::HeadersTooLarge(_) => "431 Request Header Fields Too Large",
+            RequestError::Misconfigured(_) => "500 Internal Server Error",
+        }
+    }
+
     /// The status a client sees for this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -69,6 +85,10 @@ mod tests {
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
+            // The page's heading is the status line's code and canonical reason.
+            let code = err.status();
+            let line = format!("{} {}", code.as_str(), code.canonical_reason().unwrap());
+            assert_eq!(err.title(), line, "{err:?}");
         }
     }
 

@@ -51,7 +51,7 @@ pub use route::{HEALTH_PATH, MAX_NAME_CHARS, Route, decode_name};
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Decides the answer to a request, under the host's configuration as it read it.
 ///
@@ -87,9 +87,9 @@ pub fn respond(config: &Result<Config, VarError>, request: Parts<'_>) -> Reply {
     }
     let waits = config.delay.as_duration();
     let page = match route {
-        Route::Index => Ok((Bytes::from_static(b"<h1>Index</h1>"), waits)),
+        Route::Index => Ok((Cow::Borrowed(&b"<h1>Index</h1>"[..]), waits)),
         Route::Hello(raw) => decode_name(raw).map(|name| (greeting(&name), waits)),
-        Route::Health => Ok((Bytes::from_static(b"<h1>ok</h1>"), Duration::ZERO)),
+        Route::Health => Ok((Cow::Borrowed(&b"<h1>ok</h1>"[..]), Duration::ZERO)),
     };
     match page {
         Ok((page, delay)) => Reply::page(page, delay, method, route.name()),
@@ -98,12 +98,12 @@ pub fn respond(config: &Result<Config, VarError>, request: Parts<'_>) -> Reply {
 }
 
 /// The page that greets a decoded name, the name HTML-escaped.
-fn greeting(name: &str) -> Bytes {
+fn greeting(name: &str) -> Cow<'static, [u8]> {
     let mut page = String::with_capacity(name.len() + 20);
     page.push_str("<h1>hello, ");
     html_escape::encode_quoted_attribute_to_string(name, &mut page);
     page.push_str("!</h1>");
-    Bytes::from(page)
+    Cow::Owned(page.into_bytes())
 }
 
 #[cfg(test)]

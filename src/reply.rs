@@ -38,14 +38,16 @@ const EVERY_ANSWER_NAMES: [HeaderName; 3] = [
 ///
 /// It is compact on purpose: a host holds one for every request that waits, thousands at once,
 /// so it keeps the decision (a status, a page, a route's name, two flags) and builds the
-/// [`Response`], headers and all, only when it sends it ([`Reply::into_response`]).
+/// [`Response`], headers and all, only when it sends it ([`Reply::into_response`]). The page is
+/// plain bytes, borrowed for the fixed pages: a component that never builds an
+/// [`http::Response`] carries no `Bytes` machinery for it.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// How long the host waits before sending the response; zero for errors.
     pub delay: Duration,
     status: StatusCode,
     /// The page, also for `HEAD`, whose answer keeps its length but not its body.
-    page: Bytes,
+    page: Cow<'static, [u8]>,
     head: bool,
     /// Whether the answer lists the allowed methods (405).
     allow: bool,
@@ -56,7 +58,7 @@ pub struct Reply {
 impl Reply {
     /// A successful answer: `page` after `delay`.
     pub(crate) fn page(
-        page: Bytes,
+        page: Cow<'static, [u8]>,
         delay: Duration,
         method: MethodClass,
         route: &'static str,
@@ -81,16 +83,14 @@ impl Reply {
         let status = err.status();
         let mut page = String::with_capacity(96);
         page.push_str("<h1>");
-        page.push_str(status.as_str());
-        page.push(' ');
-        page.push_str(status.canonical_reason().unwrap_or(""));
+        page.push_str(err.title());
         page.push_str("</h1>\n<p>");
         html_escape::encode_quoted_attribute_to_string(err.to_string(), &mut page);
         page.push_str(".</p>\n");
         Reply {
             delay: Duration::ZERO,
             status,
-            page: Bytes::from(page),
+            page: Cow::Owned(page.into_bytes()),
             head: method == MethodClass::Head,
             allow: matches!(err, RequestError::MethodNotAllowed),
             route,
@@ -123,22 +123,27 @@ impl Reply {
 
     /// The body of the answer: the page, or nothing for `HEAD` (which keeps the page's
     /// `content-length`, as RFC 9110 §9.3.2 allows).
-    pub fn body(&self) -> &Bytes {
-        static NONE: Bytes = Bytes::new();
-        if self.head { &NONE } else { &self.page }
+    pub fn body(&self) -> &[u8] {
+        if self.head { &[] } else { &self.page }
     }
 
     /// The response to send once the delay has passed: the status, the [fields](Reply::fields)
     /// and the [body](Reply::body).
     pub fn into_response(self) -> Response<Bytes> {
-        let mut response = Response::new(self.body().clone());
+        let length = self.page.len();
+        let body = match (self.head, self.page) {
+            (true, _) => Bytes::new(),
+            (false, Cow::Borrowed(page)) => Bytes::from_static(page),
+            (false, Cow::Owned(page)) => Bytes::from(page),
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.reserve(5);
         for (name, (_, value)) in EVERY_ANSWER_NAMES.into_iter().zip(EVERY_ANSWER) {
             headers.insert(name, HeaderValue::from_static(value));
         }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.page.len()));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
         if self.allow {
             headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }

@@ -1,5 +1,7 @@
 //! Which route a path names, and the decoding of the name in `/hello/{name}`.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 use crate::RequestError;
@@ -52,8 +54,9 @@ impl<'a> Route<'a> {
 }
 
 /// Decodes a name as sent in the path: strict percent-decoding, then UTF-8, then the rules a
-/// greeting has (no control characters, at most [`MAX_NAME_CHARS`] characters).
-pub fn decode_name(raw: &str) -> Result<String, RequestError> {
+/// greeting has (no control characters, at most [`MAX_NAME_CHARS`] characters). A name with
+/// nothing to decode is returned as it came, borrowed.
+pub fn decode_name(raw: &str) -> Result<Cow<'_, str>, RequestError> {
     // `percent_decode_str` passes a stray `%` through as it is; a client that sent one
     // has sent a malformed path, and hears so.
     let bytes = raw.as_bytes();
@@ -74,7 +77,7 @@ pub fn decode_name(raw: &str) -> Result<String, RequestError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(RequestError::NameTooLong);
     }
-    Ok(name.into_owned())
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -83,7 +86,7 @@ mod tests {
 
     fn hello(path: &str) -> Result<String, RequestError> {
         match Route::from_path(path)? {
-            Route::Hello(raw) => decode_name(raw),
+            Route::Hello(raw) => decode_name(raw).map(Cow::into_owned),
             Route::Index | Route::Health => panic!("{path} is not a hello path"),
         }
     }

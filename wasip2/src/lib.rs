@@ -40,18 +40,21 @@ wasip2::http::proxy::export!(Component);
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     /// Answers one request: the core decides, the host's clock waits.
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let target = request.path_with_query().unwrap_or_default();
-        let fields = request.headers().entries();
-        let reply = hello_edge::respond(
-            config(),
-            Parts::new(
-                method(&request.method()),
-                &target,
-                fields
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.len())),
-            ),
-        );
+        // What the request says is read and dropped here: nothing of it waits with the answer.
+        let reply = {
+            let target = request.path_with_query().unwrap_or_default();
+            let fields = request.headers().entries();
+            hello_edge::respond(
+                config(),
+                Parts::new(
+                    method(&request.method()),
+                    &target,
+                    fields
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.len())),
+                ),
+            )
+        };
         drop(request);
         if !reply.delay.is_zero() {
             let nanos = u64::try_from(reply.delay.as_nanos()).unwrap_or(u64::MAX);
@@ -127,8 +130,10 @@ fn config() -> &'static Result<Config, VarError> {
         let config = Config::from_lookup(|name| std::env::var(name).ok());
         if let Err(err) = &config {
             // Every request answers 500 until the variable is fixed; say why where the
-            // operator looks.
-            eprintln!("hello-edge: invalid configuration: {err}");
+            // operator looks. Through the binding, not std's stderr, whose machinery (and its
+            // error messages) would be most of what this component carries beside the core.
+            let line = format!("hello-edge: invalid configuration: {err}\n");
+            let _ = wasip2::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
         }
         config
     })

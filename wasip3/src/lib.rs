@@ -37,19 +37,22 @@ spin_sdk::wasip3::http::service::export!(Component);
 impl Guest for Component {
     /// Answers one request: the core decides, the host's clock waits.
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let target = request.get_path_with_query().unwrap_or_default();
-        let fields = request.get_headers().copy_all();
-        let reply = hello_edge::respond(
-            config(),
-            Parts::new(
-                method(&request.get_method()),
-                &target,
-                fields
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.len())),
-            ),
-        );
-        drop((request, fields));
+        // What the request says is read and dropped here: nothing of it waits with the answer.
+        let reply = {
+            let target = request.get_path_with_query().unwrap_or_default();
+            let fields = request.get_headers().copy_all();
+            hello_edge::respond(
+                config(),
+                Parts::new(
+                    method(&request.get_method()),
+                    &target,
+                    fields
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.len())),
+                ),
+            )
+        };
+        drop(request);
         if !reply.delay.is_zero() {
             spin_sdk::time::sleep(reply.delay).await;
         }
