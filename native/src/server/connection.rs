@@ -204,11 +204,15 @@ impl Activity {
         }
     }
 
-    /// Counts a request in flight, here and on the server, until the guard is dropped.
+    /// Counts a request in flight, here and on the server, until the guard is dropped. Only
+    /// the connection's first request and a start from none in flight are news to whoever
+    /// watches it (the idle clock, the drain's wait for a first request): an HTTP/2 connection
+    /// with many streams does not take the lock of its `Notify` for each.
     fn begin(self: &Arc<Self>) -> InFlight {
         self.seen.store(true, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.changed.notify_waiters();
+        }
         InFlight(Arc::clone(self), self.server.begin())
     }
 
@@ -256,7 +260,7 @@ impl Activity {
             } else {
                 changed.await;
             }
-            // A request began or ended: the idle clock starts again.
+            // Requests began, or the last one ended: the idle clock starts again.
             deadline = Instant::now() + timeout;
         }
     }
@@ -267,7 +271,9 @@ struct InFlight(Arc<Activity>, #[allow(dead_code)] drain::InFlight);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.changed.notify_waiters();
+        // The last one in flight: the connection may go idle from now.
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.changed.notify_waiters();
+        }
     }
 }

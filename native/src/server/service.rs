@@ -29,10 +29,11 @@ pub(super) fn answer(
 ) -> impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + use<> {
     let started = Instant::now();
     let reply = hello_edge::respond(&shared.app, hello_edge::Parts::from(&request));
-    // Boxed: off by default, it then costs a waiting request one pointer, not the whole line.
+    // Boxed: off by default, it then costs a waiting request one pointer, not the whole line
+    // (the peer's address included).
     let access = tracing::enabled!(target: ACCESS, tracing::Level::DEBUG).then(|| {
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-        Box::new((method, path, request.version()))
+        Box::new((peer, method, path, request.version()))
     });
     drop(request);
     let shared = Arc::clone(shared);
@@ -43,7 +44,7 @@ pub(super) fn answer(
         let elapsed = started.elapsed();
         shared.metrics.answered(&reply, elapsed);
         if let Some(line) = access {
-            let (method, path, version) = *line;
+            let (peer, method, path, version) = *line;
             tracing::debug!(
                 target: ACCESS,
                 %peer,
