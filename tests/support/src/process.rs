@@ -62,11 +62,13 @@ impl Log {
     }
 }
 
-/// A running child process; killed when dropped.
+/// A running child process; killed when dropped, with every process of its group.
 #[derive(Debug)]
 pub struct Process {
     name: String,
     child: Child,
+    /// Its process group's id: its own pid (`process_group(0)`).
+    group: u32,
     log: Log,
     readers: Vec<JoinHandle<()>>,
 }
@@ -81,8 +83,12 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // A group of its own, so that what it starts goes with it: `spin up` runs its
+            // trigger as a child, which a kill of `spin up` alone would leave running.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {name} ({command:?}): {err}"));
+        let group = child.id().expect("a child that was just spawned has a pid");
         let log = Log::default();
         let readers = vec![
             tokio::spawn(collect(child.stdout.take().unwrap(), log.clone())),
@@ -91,6 +97,7 @@ impl Process {
         Process {
             name,
             child,
+            group,
             log,
             readers,
         }
@@ -206,6 +213,13 @@ impl Process {
     pub fn cpu_time(&self) -> Duration {
         let pid = self.child.id().expect("the process is running");
         cpu_time(pid)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Whatever of its group outlived it too (the child itself, if still running).
+        let _ = nix::sys::signal::killpg(Pid::from_raw(self.group as i32), Signal::SIGKILL);
     }
 }
 
