@@ -1,7 +1,8 @@
 """The chart (latest.svg): one panel per kind of figure measured in this run, so that any subset of
 servers and scenarios ends with a chart of what it measured; a panel with no data is left out.
 Panels: throughput and p99 against concurrency at delay 500 ms (HTTP/1.1), HTTP/2 throughput
-against streams, delay-0 throughput, cold start, instance cost."""
+against streams, the WASI 0.3 component's sweep of requests an instance, delay-0 throughput, cold
+start, instance cost."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from .cold import InstanceCost, Start
 from .load import SCENARIOS, Result
-from .servers import LABELS, SERVERS
+from .servers import LABELS, SERVERS, SWEEP_SERVERS
 
 
 def _log_scale(ax, values, axis: str = "y") -> None:
@@ -56,7 +57,30 @@ def _bars(ax, names: list[str], series: list[tuple[str, list[float]]], ylabel: s
     ax.grid(True, axis="y", alpha=0.3)
 
 
-def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost], path: Path) -> None:
+def _sweep(ax, sweep: list[Result]) -> None:
+    """Requests/s and p99 against the requests one instance takes, the WASI 0.3 component under
+    wasmtime serve at C=10,000."""
+    params = {s.name: s.params["sweep"] for s in SWEEP_SERVERS}
+    kept = sorted((r for r in sweep if params[r.server][1] == 100_000_000), key=lambda r: params[r.server][0])
+    xs = [params[r.server][0] for r in kept]
+    ax.plot(xs, [r.rps for r in kept], marker="o", color="tab:blue", label="requests/s")
+    if kept:
+        ax.axhline(kept[0].ideal, color="tab:blue", linestyle="--", label="ideal C/d")
+    ax.set_xscale("log")
+    ax.set_xlabel("requests an instance takes at once")
+    ax.set_ylabel("requests/s")
+    other = ax.twinx()
+    other.plot(xs, [r.p99_ms for r in kept], marker="s", color="tab:red", label="p99 (ms)")
+    other.set_ylabel("p99, ms")
+    ax.set_title("WASI 0.3 under wasmtime serve, C = 10,000")
+    lines = ax.get_legend_handles_labels()
+    more = other.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost], path: Path,
+          sweep: list[Result] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,6 +102,8 @@ def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost],
         panels.append(lambda ax: _against_concurrency(
             ax, h2, lambda r: r.rps, f"HTTP/2 throughput, delay 500 ms, {h2[0].connections} connections",
             "requests/s", "concurrent streams", "throughput"))
+    if sweep:
+        panels.append(lambda ax: _sweep(ax, list(sweep)))
     if zero:
         def draw_zero(ax):
             names = _ordered(zero)

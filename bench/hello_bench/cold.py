@@ -1,5 +1,6 @@
 """Cold start and the cost of an instance: spawn to the first 200 for each server configuration
-(each component compiled at start, from wasmtime's cache and precompiled to .cwasm), a request
+(each component compiled at start, from wasmtime's cache and precompiled to .cwasm, and each
+under spin up with its cache warm), a request
 after wasmtime serve dropped its idle instances beside one on a warm host, and each component at
 delay 0 with a fresh instance per request against instances reused."""
 
@@ -52,6 +53,9 @@ def cold_launches(tools: Tools, cwasm: Path) -> list[tuple[str, str, Server]]:
             (f"{name}-cwasm", f"{label}, precompiled .cwasm",
              with_flags(server, "--allow-precompiled", wasm=str(precompiled))),
         ]
+    # spin up compiles a component at start unless wasmtime's cache (on in Spin) holds it.
+    configs += [(f"{name}-cached", f"{label} under spin up (its cache warm)", catalogue[name])
+                for name, label in (("spin-p2", "hello-edge WASI 0.2"), ("spin-p3", "hello-edge WASI 0.3"))]
     configs.append(("seed-aiohttp", "seed: aiohttp (reference)", catalogue["seed-aiohttp"]))
     return configs
 
@@ -79,7 +83,8 @@ def first_answer(port: int, path: str = "/", timeout: float = 60) -> float:
 
 def _spawn(server: Server, port: int, tools: Tools) -> subprocess.Popen:
     """Starts `server` at delay 0 on `port`, in a session of its own, its output dropped."""
-    return start(launch(server, port, 0, tools).argv, subprocess.DEVNULL)
+    how = launch(server, port, 0, tools)
+    return start(how.argv, subprocess.DEVNULL, how.cwd, how.env)
 
 
 def cold_start(tools: Tools, starts: int) -> list[Start]:

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import re
+import statistics
 import subprocess
 import tempfile
 import time
@@ -74,6 +75,12 @@ SCENARIOS = [
 GROUPS = ("delayed", "zero", "h2")
 
 
+# The machine's cores all in use (of its 2), and the share of them the load generator had, past
+# which a row is the load generator's as much as the server's (Result.load_bound).
+LOAD_SATURATED = 1.8
+LOAD_SHARE = 0.4
+
+
 @dataclasses.dataclass
 class Result:
     server: str
@@ -93,6 +100,17 @@ class Result:
     load: str = "wrk"  # the load generator: wrk or h2load
     limit: dict | None = None  # the limit that binds, from the server's log: {"kind", "count"}
     limit_counts: dict = dataclasses.field(default_factory=dict)  # every limit kind logged, with counts
+    load_processes: int = 1  # the load generators that shared the connections (wrk), each its own process
+    runs: int = 1  # how many times it was measured: a second time when the first was load-bound
+
+    @property
+    def load_bound(self) -> bool:
+        """Whether the load generator, not the server alone, set the figure: the machine's cores
+        were all in use (LOAD_SATURATED) and the load generator had LOAD_SHARE of them or more.
+        Such a row is the machine's figure for server and load together, not the server's."""
+        used = self.server_cpu + self.load_cpu
+        # A server that has gone answers nothing: the load generator spinning on it is no ceiling.
+        return self.rps > 0 and used >= LOAD_SATURATED and self.load_cpu >= LOAD_SHARE * used
 
     @property
     def ideal(self) -> float | None:
@@ -111,6 +129,14 @@ def _cores(run, server_pid: int | None):
                    "server_cpu": (cpu_seconds(server_pid) - server_before) / wall if server_pid else 0.0}
 
 
+# A wrk process opens its connections all at once; past the listen backlog (4,096 on the native
+# server) the rest are retried by TCP a second and more later, so a large C would still be
+# connecting in the window. Past this many, the connections are spread over several wrk
+# processes, started a second apart, their windows aligned.
+CONNECTIONS_PER_WRK = 5_000
+WRK_STAGGER_S = 1.0
+
+
 def wrk(url: str, connections: int, seconds: float, script: str, script_args: list[str] = (),
         server_pid: int | None = None) -> dict:
     """Runs wrk and returns its figures, with the cores it and the server used meanwhile
@@ -123,11 +149,68 @@ def wrk(url: str, connections: int, seconds: float, script: str, script_args: li
         cmd += ["--", *script_args]
     out, used = _cores(lambda: subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120),
                        server_pid)
-    for line in out.stdout.splitlines():
+    return {**_figures(out.stdout, out.stderr), **used}
+
+
+def _figures(stdout: str, stderr: str = "") -> dict:
+    for line in stdout.splitlines():
         for prefix in ("STEADY ", "TOTALS "):
             if line.startswith(prefix):
-                return {**json.loads(line[len(prefix):]), **used}
-    raise RuntimeError(f"wrk printed no figures:\n{out.stdout}\n{out.stderr}")
+                return json.loads(line[len(prefix):])
+    # No figures: wrk could not connect at all (a server that has gone). Nothing answered.
+    if "unable to connect" in stdout + stderr:
+        return dict.fromkeys(("window_ok", "window_bad", "requests", "duration_us", "read_errors",
+                              "write_errors", "status_errors", "timeouts", "p50_us", "p90_us",
+                              "p99_us", "max_us"), 0) | {"connect_errors": 1, "window_s": 1.0,
+                                                         "bad_statuses": ""}
+    raise RuntimeError(f"wrk printed no figures:\n{stdout}\n{stderr}")
+
+
+def steady(url: str, connections: int, warmup: float, window: float, tail: float,
+           server_pid: int) -> dict:
+    """The answers completing in a steady-state window (bench/steady.lua), `warmup` seconds
+    after the (last) load generator starts, for `window` seconds; `tail` seconds more let the
+    window's requests finish. Over CONNECTIONS_PER_WRK connections, several wrk processes share
+    them, each started WRK_STAGGER_S after the one before and its window aligned with theirs.
+    Besides the window's counts (summed): the cores the server and the load generators used in
+    the window itself (sampled from /proc at its start and end), and wrk's whole-run latency
+    percentiles (the highest of the processes', for p99)."""
+    shares = _split(connections, math.ceil(connections / CONNECTIONS_PER_WRK))
+    n = len(shares)
+    procs = []
+    started = time.monotonic()
+    for k, share in enumerate(shares):
+        own_warmup = warmup + (n - 1 - k) * WRK_STAGGER_S
+        seconds = math.ceil(own_warmup + window + tail)
+        cmd = ["wrk", f"-t{min(2, share)}", f"-c{share}", f"-d{seconds}s", "--timeout", "10s",
+               "-s", str(BENCH / "steady.lua"), url, "--", f"{own_warmup}", f"{window}"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        if k < n - 1:
+            time.sleep(WRK_STAGGER_S)
+    opens = started + (n - 1) * WRK_STAGGER_S + warmup
+    time.sleep(max(0.0, opens - time.monotonic()))
+    load_before = sum(cpu_seconds(p.pid) for p in procs)
+    server_before = cpu_seconds(server_pid)
+    time.sleep(window)
+    load_cpu = (sum(cpu_seconds(p.pid) for p in procs) - load_before) / window
+    server_cpu = (cpu_seconds(server_pid) - server_before) / window
+    runs = []
+    for p in procs:
+        out, err = p.communicate(timeout=warmup + window + tail + n * WRK_STAGGER_S + 120)
+        runs.append(_figures(out, err))
+    counts = ("window_ok", "window_bad", "requests", "connect_errors", "read_errors", "write_errors",
+              "status_errors", "timeouts")
+    summed = {k: sum(r[k] for r in runs) for k in counts}
+    return {**summed, "window_s": runs[0]["window_s"],
+            "bad_statuses": " ".join(r["bad_statuses"] for r in runs),
+            "p50_us": statistics.median(r["p50_us"] for r in runs),
+            "p99_us": max(r["p99_us"] for r in runs),
+            "load_cpu": load_cpu, "server_cpu": server_cpu, "wrk_processes": n}
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` as even as can be."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def percentile(sorted_values: list[int], p: float) -> int:
@@ -199,8 +282,7 @@ def measure(server: str, pid: int, port: int, scenario: Scenario, times: dict) -
             # tearing down the first run's C connections, and inflated peak RSS with its leftovers.)
             warmup = times["warmup"] + delay_s / 4
             window = times["window"]
-            figures = wrk(url, scenario.connections, warmup + window + 2 * delay_s + 1,
-                          "steady.lua", [f"{warmup}", f"{window}"], pid)
+            figures = steady(url, scenario.connections, warmup, window, 2 * delay_s + 1, pid)
             rps = figures["window_ok"] / figures["window_s"]
             errors = figures["window_bad"]
         else:
@@ -216,4 +298,5 @@ def measure(server: str, pid: int, port: int, scenario: Scenario, times: dict) -
     return Result(server, scenario.name, scenario.delay_ms, scenario.connections, scenario.concurrency, rps,
                   figures["p50_us"] / 1000, figures["p99_us"] / 1000, sum(kinds.values()),
                   {k: v for k, v in kinds.items() if v}, rss(pid, "VmHWM"), idle,
-                  figures["server_cpu"], figures["load_cpu"], load)
+                  figures["server_cpu"], figures["load_cpu"], load,
+                  load_processes=figures.get("wrk_processes", 1))

@@ -41,10 +41,11 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def start(argv: list[str], log, cwd: Path | None = None) -> subprocess.Popen:
-    """Starts a server in a new session (so stop() reaches all it spawns), output to `log`."""
+def start(argv: list[str], log, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Starts a server in a new session (so stop() reaches all it spawns), output to `log`, with
+    `env` added to the servers' environment."""
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=server_env(), cwd=cwd)
+                            env={**server_env(), **(env or {})}, cwd=cwd)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -102,12 +103,13 @@ def wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout: float =
 
 @contextlib.contextmanager
 def serving(argv: list[str], port: int, log_path: Path, cwd: Path | None = None,
-            ready_log: str | None = None, protocol: str = "http1") -> Iterator[subprocess.Popen]:
+            ready_log: str | None = None, protocol: str = "http1",
+            env: dict | None = None) -> Iterator[subprocess.Popen]:
     """A server started, logging to `log_path`, and answering `protocol` on `port`; stopped at
     the end."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = start(argv, log, cwd)
+        proc = start(argv, log, cwd, env)
         try:
             if ready_log:
                 wait_for_log(log_path, ready_log, proc)
@@ -117,23 +119,62 @@ def serving(argv: list[str], port: int, log_path: Path, cwd: Path | None = None,
             stop(proc)
 
 
-def rss(pid: int, field: str = "VmRSS") -> int:
-    """A size field of /proc/PID/status (VmRSS, VmHWM), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
+def tree(pid: int) -> list[int]:
+    """`pid` and every process below it: a server is its whole tree (`spin up` serves from a
+    trigger process it starts)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def _status_field(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return 0
+
+
+def rss(pid: int, field: str = "VmRSS") -> int:
+    """A size field of /proc/PID/status (VmRSS, VmHWM), in bytes, summed over the process tree."""
+    return sum(_status_field(p, field) for p in tree(pid))
 
 
 def reset_peak_rss(pid: int) -> None:
     # Writing 5 resets VmHWM to the current RSS (Linux 4.0+).
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for p in tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU time of a process and those below it so far (/proc/PID/stat,
+    fields 14 and 15)."""
+    return sum(_cpu_seconds(p) for p in tree(pid))
 
 
 def children_cpu_seconds() -> float:
@@ -143,7 +184,14 @@ def children_cpu_seconds() -> float:
 
 
 def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """Open descriptors of the process tree."""
+    count = 0
+    for p in tree(pid):
+        try:
+            count += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass
+    return count
 
 
 def version(cmd: list[str]) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from .cold import FILES, InstanceCost, Start
 from .limits import describe
-from .load import H2_CONNECTIONS, H2_THREADS, SCALE_NOTE, SCENARIOS, Result
-from .servers import LABELS, WASH_CONFIG, WASMTIME_TUNED
+from .load import (CONNECTIONS_PER_WRK, H2_CONNECTIONS, H2_THREADS, LOAD_SATURATED, LOAD_SHARE, SCALE_NOTE,
+                   SCENARIOS, WRK_STAGGER_S, Result)
+from .servers import LABELS, SPIN_TUNED_ENV, SPIN_TUNED_WASIP3_FLAGS, SWEEP_SERVERS, WASH_CONFIG, WASMTIME_TUNED
 
 # Each ratio of requests/s: (column title, numerator, denominator).
 RATIOS = [
@@ -21,6 +22,10 @@ RATIOS = [
     ("0.2 ÷ 0.3", "p2", "p3"),
     ("0.2 tuned ÷ 0.3 tuned", "p2-tuned", "p3-tuned"),
     ("wasmCloud 0.2 ÷ wasmtime 0.2 tuned", "wash-p2", "p2-tuned"),
+    ("Spin 0.2 ÷ wasmtime 0.2", "spin-p2", "p2"),
+    ("Spin 0.2 tuned ÷ wasmtime 0.2 tuned", "spin-p2-tuned", "p2-tuned"),
+    ("Spin 0.3 ÷ wasmtime 0.3", "spin-p3", "p3"),
+    ("Spin 0.3 tuned ÷ wasmtime 0.3 tuned", "spin-p3-tuned", "p3-tuned"),
 ]
 
 
@@ -29,9 +34,10 @@ def find(results: list[Result], server: str, scenario: str) -> Result | None:
 
 
 def ratio(a: Result | None, b: Result | None) -> str:
+    """a's requests/s ÷ b's; marked † when either row was load-bound (not the servers' figure)."""
     if a is None or b is None or not b.rps:
         return "–"
-    return f"{a.rps / b.rps:.2f}"
+    return f"{a.rps / b.rps:.2f}" + ("†" if a.load_bound or b.load_bound else "")
 
 
 def _errors(kinds: dict) -> str:
@@ -44,8 +50,10 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         "# hello-edge benchmark",
         "",
         f"Run {meta['date']} on {meta['machine']}; load from wrk {meta['wrk']} (HTTP/1.1) and h2load "
-        f"{meta['h2load']} (HTTP/2) on the same machine (loopback); wasm hosts wasmtime {meta['wasmtime']} "
-        f"and wash {meta['wash']}; seed reference aiohttp {meta['aiohttp']} on Python {meta['python']}.",
+        f"{meta['h2load']} (HTTP/2) on the same machine (loopback); wasm hosts wasmtime {meta['wasmtime']}, "
+        f"wash {meta['wash']} and Spin {meta.get('spin', '?')}; seed reference aiohttp {meta['aiohttp']} on "
+        f"Python {meta['python']}. The references (bare hyper, the no-op components) send hello-edge's "
+        f"answer to `/hello/bench`, the same header fields and body length, fixed.",
         f"Delayed scenarios count the answers completing in a {meta['window']} s steady-state window "
         f"that opens {meta['warmup']} s (+ d/4) into the run, on a server started for the delay; "
         f"wrk's latency percentiles are over the whole run. Delay 0: a {meta['warmup']} s warm-up run, "
@@ -57,11 +65,18 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         f"the streams that close in it; p50 and p99 of those (`--log-file`); errors: non-2xx answers, and "
         f"streams failed without one. Limit: the first limit the server's log named during the scenario "
         f"(a pool of wasmtime's instance allocator, a connection ceiling, too many open files, a failed "
-        f"invocation), with how many lines named it.",
+        f"invocation), with how many lines named it. CPU: the cores the server and the load generator used "
+        f"in the window (delayed scenarios) or the measured run (delay 0). Load-bound (†): the machine's "
+        f"2 cores were in use ({LOAD_SATURATED} or more) and the load generator had {LOAD_SHARE:.0%} of "
+        f"them or more, so the row is the machine's figure for server and load together, not the "
+        f"server's; a delayed row so found is measured again, once, and kept flagged if it still is. "
+        f"Past {CONNECTIONS_PER_WRK:,} connections, wrk processes of {CONNECTIONS_PER_WRK:,} at most share them, "
+        f"started {WRK_STAGGER_S:g} s apart, their windows aligned, so that every connection is open "
+        f"before the window.",
         "",
         "| server | scenario | req/s | ÷ ideal | p50 | p99 | p99 ÷ d | errors | limit that binds | peak RSS "
-        "| RSS per connection | CPU: server, load (cores) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| RSS per connection | CPU: server, load (cores) | load-bound |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         ideal = f"{r.rps / r.ideal:.3f}" if r.ideal else "–"
@@ -75,7 +90,8 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         lines.append(
             f"| {LABELS[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
             f"{r.p99_ms:.1f} ms | {p99_d} | {_errors(r.error_kinds)} | {describe(r.limit)} | "
-            f"{r.peak_rss / 2**20:.1f} MiB | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} |")
+            f"{r.peak_rss / 2**20:.1f} MiB | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
+            f"{'† (measured ' + str(r.runs) + '×)' if r.load_bound else '–'} |")
     measured = [s for s in SCENARIOS if any(r.scenario == s.name for r in results)]
     cells = {s.name: [ratio(find(results, a, s.name), find(results, b, s.name)) for _, a, b in RATIOS]
              for s in measured}
@@ -87,14 +103,46 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
                   "| --- |" + " ---: |" * len(shown)]
         for s in measured:
             lines.append(f"| {s.name} | " + " | ".join(cells[s.name][i] for i in shown) + " |")
-    notes = (f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`. The native server runs with "
-             "`--max-connections 30000`. " + SCALE_NOTE)
+    notes = (f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`. spin up tuned: "
+             f"`{' '.join(f'{k}={v}' for k, v in SPIN_TUNED_ENV.items())}` in its environment, and for the WASI 0.3 "
+             f"component `{' '.join(SPIN_TUNED_WASIP3_FLAGS)}`; spin up defaults: none of these. "
+             "The native server runs with `--max-connections 30000`. " + SCALE_NOTE)
     if wash_env is not None:
         notes += (f" wash dev: `{WASH_CONFIG.relative_to(WASH_CONFIG.parent.parent)}` with its host environment "
                   f"(`dev.environment`: {', '.join(f'`{k}={v}`' for k, v in wash_env.items()) or 'none'}), "
                   "the component served as built; wash dev caps its HTTP connections at a quarter of its "
                   f"open-file limit ({meta.get('open_files', '?')} here).")
     lines += ["", notes, ""]
+    return "\n".join(lines)
+
+
+def sweep_markdown(sweep: list[Result]) -> str:
+    """The sweep's table: the WASI 0.3 component under wasmtime serve at C=10,000, by the
+    requests an instance takes at once."""
+    if not sweep:
+        return ""
+    params = {s.name: s.params["sweep"] for s in SWEEP_SERVERS}
+    lines = [
+        "## Requests an instance takes: the WASI 0.3 component under wasmtime serve, C=10,000",
+        "",
+        "wasmtime serve tuned, but for `--max-instance-concurrent-reuse-count` (the requests one instance "
+        "awaits at once) and `--max-instance-reuse-count` (the requests it takes before it is retired). "
+        "Instances: how many 10,000 waiting requests need. Each instance is a store that runs on one thread "
+        "at a time, so fewer instances than the runtime's threads leave cores idle.",
+        "",
+        "| requests an instance at once | retired after | instances at C=10,000 | req/s | ÷ ideal | p50 | p99 "
+        "| errors | peak RSS | CPU: server, load (cores) | CPU per request | load-bound |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in sweep:
+        concurrency, reuse = params[r.server]
+        instances = -(-r.streams // concurrency)
+        per_request = f"{r.server_cpu / r.rps * 1e6:.1f} µs" if r.rps else "–"
+        lines.append(
+            f"| {concurrency:,} | {reuse:,} | {instances:,} | {r.rps:,.0f} | {r.rps / r.ideal:.3f} | "
+            f"{r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | {_errors(r.error_kinds)} | {r.peak_rss / 2**20:.1f} MiB | "
+            f"{r.server_cpu:.2f}, {r.load_cpu:.2f} | {per_request} | {'†' if r.load_bound else '–'} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -107,7 +155,8 @@ def cold_markdown(starts: list[Start], costs: list[InstanceCost], wasm_sizes: di
             f"From process spawn to the first 200 answer (`GET /`, delay 0, a new connection retried while "
             f"refused), over {count} starts each. wasmtime serve compiles a `.wasm` at start unless its cache "
             "(on by default in the CLI) already holds it; a `.cwasm` is compiled ahead of time (`wasmtime "
-            "compile`, served with `--allow-precompiled`). After idle: a request 1.5 s after the last, once "
+            "compile`, served with `--allow-precompiled`); spin up starts its trigger process, then compiles "
+            "or (here) reads its cache. After idle: a request 1.5 s after the last, once "
             "wasmtime serve has dropped the instances it kept (`--idle-instance-timeout`, 1 s), beside a "
             "request on a warm host.",
             "",

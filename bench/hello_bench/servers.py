@@ -9,27 +9,28 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from . import BENCH, ROOT, WASM
+from . import BENCH, LOGS, ROOT, WASM
 
-# wasmtime serve's defaults admit 1,000 connections and 1,000 requests at a time, so 10,000
-# waiting clients queue behind them (0.1 of the ideal). Lifting those caps alone is not enough:
-# the pooling allocator holds 1,000 component instances, 1,000 core instances and 1,000 fibers
-# (stacks) by default.
+# wasmtime serve's defaults admit 1,000 connections and 1,000 requests at a time, so 10,000 waiting
+# clients queue behind them (0.1 of the ideal). Lifting those caps alone is not enough: the pooling
+# allocator holds 1,000 component instances, 1,000 core instances and 1,000 fibers (stacks) by
+# default.
 # - WASI 0.3: each request in flight runs on a fiber of its own, so 10,000 waiting requests answer
 #   500 ("maximum concurrent limit of 1000 for fibers reached", likewise for core and component
-#   instances; see target/bench-logs/). One instance may await any number of requests.
+#   instances; see target/bench-logs/). An instance awaits up to 16 requests at once by default
+#   (--max-instance-concurrent-reuse-count); the sweep (`--scenarios sweep`) found no count
+#   better than that default at C=10,000, where the host is CPU-bound, so the tuned host keeps it.
 # - WASI 0.2: each request in flight holds a whole instance (1 component instance, 3 core
 #   instances: the program and wit-component's two shims, 1 memory), so even 1,000 waiting
 #   requests exceed the 1,000 core instances ("maximum concurrent limit of 1000 for core
 #   instances reached"). With the pools raised but a fresh instance per request (the default for
-#   0.2), instantiating is the ceiling: about 7,000 requests/s on 2 cores. Reusing an instance for
-#   the next request once it has answered (--max-instance-reuse-count) lifts that.
-# The tuned host, the same for both, lifts the caps and the pools and reuses instances (the
-# on-demand allocator, -Opooling-allocator=n, had no errors but was no faster).
+#   0.2), instantiating is the ceiling. Reusing an instance for the next request once it has
+#   answered (--max-instance-reuse-count) lifts that.
+# The tuned host, the same for both, lifts the caps and the pools and reuses instances for good
+# (the on-demand allocator, -Opooling-allocator=n, had no errors but was no faster).
 WASMTIME_TUNED = (
     "--max-concurrent-connections=20000",
     "--max-concurrent-requests=20000",
-    "--max-instance-concurrent-reuse-count=20000",
     "--max-instance-reuse-count=100000000",
     "-Opooling-total-component-instances=12000",
     "-Opooling-total-core-instances=36000",
@@ -37,6 +38,13 @@ WASMTIME_TUNED = (
     "-Opooling-total-tables=36000",
     "-Opooling-total-stacks=12000",
 )
+
+# Spin tuned: its pools lifted (a waiting WASI 0.2 request holds a component instance, and a
+# WASI 0.3 one a stack), and, for WASI 0.3, instances reused for good, as wasmtime serve's tuned
+# host does (Spin's default retires one after 128 requests; it takes 16 at once, as the sweep
+# found best).
+SPIN_TUNED_ENV = {"SPIN_MAX_INSTANCE_COUNT": "12000"}
+SPIN_TUNED_WASIP3_FLAGS = ("--max-instance-reuse-count=100000000",)
 
 NATIVE = ROOT / "target" / "release" / "hello-edge"
 BARE_HYPER = ROOT / "target" / "release" / "bare-hyper"
@@ -56,6 +64,7 @@ class Tools:
     """The host programs, as bench/run passes them."""
     wasmtime: str = "wasmtime"
     wash: str = "wash"
+    spin: str = "spin"
     python: str = "python3"
 
 
@@ -75,6 +84,7 @@ class Launch:
     argv: list[str]
     cwd: Path | None = None
     ready_log: str | None = None
+    env: dict = dataclasses.field(default_factory=dict)  # set in the server's environment, besides ours
 
 
 def _args(server: Server, host: str, port: int, delay_ms: int, protocol: str) -> list[str]:
@@ -102,12 +112,24 @@ def wash_command(server: Server, host: str, port: int, delay_ms: int, protocol: 
                   ready_log=WASH_READY)
 
 
+def spin_command(server: Server, host: str, port: int, delay_ms: int, protocol: str, tools: Tools) -> Launch:
+    """`spin up` on the component's own manifest (its `source` is where bench/run builds it), the
+    delay through `-e`, its data directory and its component logs under target/bench-logs."""
+    logs = LOGS / f"spin-{server.name}"
+    return Launch([tools.spin, "up", "-f", str(ROOT / server.params["manifest"]), "--listen", f"{host}:{port}",
+                   "-e", f"HELLO_EDGE_DELAY_MS={delay_ms}", "--log-dir", str(logs / "component"),
+                   *server.params.get("flags", ())],
+                  ready_log="Serving http://",
+                  env={"SPIN_DATA_DIR": str(logs / "data"), **server.params.get("env", {})})
+
+
 # Each takes (server, host, port, delay_ms, protocol, tools); the protocol ("http1" or "http2",
 # as the scenario speaks it) matters to a server that is told it ({protocol} in its arguments).
 COMMANDS: dict[str, Callable[[Server, str, int, int, str, Tools], Launch]] = {
     "native": native_command,
     "wasmtime": wasmtime_command,
     "wash": wash_command,
+    "spin": spin_command,
     "python": python_command,
 }
 
@@ -171,7 +193,38 @@ SERVERS = [
               P2_NOOP, True),
     Server("wash-p2", "hello-edge WASI 0.2 component, wasmCloud wash dev", "ours", "wash", {"wasm": P2}),
     Server("wash-p3", "hello-edge WASI 0.3 component, wasmCloud wash dev", "ours", "wash", {"wasm": P3}),
+    # Spin 4.1: a fresh instance per WASI 0.2 request, up to 16 requests at once in a WASI 0.3
+    # instance. Its pool holds 1,000 component instances (and as many memories and stacks);
+    # SPIN_MAX_INSTANCE_COUNT raises every pool at once.
+    Server("spin-p2", "hello-edge WASI 0.2 component, spin up defaults", "ours", "spin",
+           {"manifest": "spin.toml"}),
+    Server("spin-p2-tuned", "hello-edge WASI 0.2 component, spin up tuned", "ours", "spin",
+           {"manifest": "spin.toml", "env": SPIN_TUNED_ENV}),
+    Server("spin-p3", "hello-edge WASI 0.3 component, spin up defaults", "ours", "spin",
+           {"manifest": "spin-wasip3.toml"}),
+    Server("spin-p3-tuned", "hello-edge WASI 0.3 component, spin up tuned", "ours", "spin",
+           {"manifest": "spin-wasip3.toml", "env": SPIN_TUNED_ENV, "flags": SPIN_TUNED_WASIP3_FLAGS}),
     Server("seed-aiohttp", "seed: aiohttp (reference)", "reference", "python",
            {"script": SEED, "args": ("{host}", "{port}", "{delay_ms}")}),
 ]
-LABELS = {s.name: s.label for s in SERVERS}
+# The sweep (`--scenarios sweep`): the WASI 0.3 component under wasmtime serve tuned at
+# C=10,000 with each count of requests an instance takes at once (`--max-instance-concurrent-
+# reuse-count`), reused for good; and the same at 100 with wasmtime's default reuse count (an
+# instance retired after 128 requests).
+SWEEP_SCENARIO = "delay 500 ms, C=10,000"
+SWEEP = [(concurrency, reuse) for concurrency in (16, 100, 1000, 20000) for reuse in (100_000_000,)] + [(100, 128)]
+
+
+def sweep_server(concurrency: int, reuse: int) -> Server:
+    """The WASI 0.3 component under wasmtime serve tuned, but for these two counts."""
+    flags = [f for f in WASMTIME_TUNED if not f.startswith(("--max-instance-concurrent-reuse-count=",
+                                                             "--max-instance-reuse-count="))]
+    flags += [f"--max-instance-concurrent-reuse-count={concurrency}", f"--max-instance-reuse-count={reuse}"]
+    name = f"p3-sweep-{concurrency}-{reuse}"
+    return Server(name, f"hello-edge WASI 0.3 component, wasmtime serve, {concurrency:,} requests an instance"
+                        f"{'' if reuse == 100_000_000 else f', retired after {reuse}'}",
+                  "ours", "wasmtime", {"wasm": P3, "flags": tuple(flags), "sweep": (concurrency, reuse)})
+
+
+SWEEP_SERVERS = [sweep_server(c, r) for c, r in SWEEP]
+LABELS = {s.name: s.label for s in SERVERS + SWEEP_SERVERS}

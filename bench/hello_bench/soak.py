@@ -23,7 +23,7 @@ def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, to
     port = free_port()
     how = launch(server, port, delay_ms, tools)
     samples = []
-    with serving(how.argv, port, LOGS / f"soak-{server.name}.log", how.cwd, how.ready_log) as proc:
+    with serving(how.argv, port, LOGS / f"soak-{server.name}.log", how.cwd, how.ready_log, env=how.env) as proc:
         seconds = math.ceil(minutes * 60)
         wrk_cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                    "-s", str(BENCH / "totals.lua"), f"http://127.0.0.1:{port}/hello/soak"]
