@@ -65,16 +65,23 @@ pub(crate) async fn serve(
     }
 }
 
+/// Where the admin port serves the metrics.
+const METRICS_PATH: &str = "/metrics";
+
 /// The answer to one admin request.
 fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
     // Each route, and the methods it answers, as sent in `Allow` when another comes.
-    let allowed = match request.uri().path() {
-        "/healthz" => "GET, HEAD",
-        "/metrics" => "GET",
+    let path = request.uri().path();
+    let allowed = match path {
+        hello_edge::HEALTH_PATH => hello_edge::ALLOWED_METHODS,
+        METRICS_PATH => "GET",
         _ => {
-            let page = "not found: the admin port serves /healthz and /metrics\n";
-            return text(StatusCode::NOT_FOUND, TEXT, page.to_owned());
+            let page = format!(
+                "not found: {path:?}; the admin port serves {} and {METRICS_PATH}\n",
+                hello_edge::HEALTH_PATH
+            );
+            return text(StatusCode::NOT_FOUND, TEXT, page);
         }
     };
     let method = request.method();
@@ -85,15 +92,15 @@ fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes
         let mut response = text(
             StatusCode::METHOD_NOT_ALLOWED,
             TEXT,
-            "method not allowed\n".to_owned(),
+            format!("method not allowed: {path} answers {allowed}, not {method}\n"),
         );
         response
             .headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
         return response;
     }
-    match request.uri().path() {
-        "/metrics" => text(StatusCode::OK, metrics::CONTENT_TYPE, metrics.encode()),
+    match path {
+        METRICS_PATH => text(StatusCode::OK, metrics::CONTENT_TYPE, metrics.encode()),
         _ => text(StatusCode::OK, TEXT, "ok\n".to_owned()),
     }
 }

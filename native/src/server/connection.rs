@@ -29,8 +29,9 @@ use super::drain::{self, Requests, Steps};
 use super::{Shared, service};
 
 /// How long after it was accepted a connection may still send its first request once the
-/// server drains, at most: as Go's `net/http` `Server.Shutdown` gives a new connection (5 s before
-/// it counts as idle). Its header timeout bounds it too, and the grace period bounds everything.
+/// server drains, at most: a client that connected just before SIGTERM has sent its request, or
+/// is about to, and closing it would lose that request. Its header timeout bounds it too, and the
+/// grace period bounds everything.
 pub(super) const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(5);
 
 /// Serves one connection until it closes.
@@ -213,7 +214,10 @@ impl Activity {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
             self.changed.notify_waiters();
         }
-        InFlight(Arc::clone(self), self.server.begin())
+        InFlight {
+            connection: Arc::clone(self),
+            _server: self.server.begin(),
+        }
     }
 
     /// Whether a request has begun on the connection.
@@ -266,14 +270,17 @@ impl Activity {
     }
 }
 
-/// A request in flight on its connection (and, through the second field, on the server).
-struct InFlight(Arc<Activity>, #[allow(dead_code)] drain::InFlight);
+/// A request in flight on its connection, and on the server while `_server` lives.
+struct InFlight {
+    connection: Arc<Activity>,
+    _server: drain::InFlight,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         // The last one in flight: the connection may go idle from now.
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.changed.notify_waiters();
+        if self.connection.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.connection.changed.notify_waiters();
         }
     }
 }

@@ -95,21 +95,25 @@ impl<'a> Acceptor<'a> {
         }
     }
 
-    /// What the kernel has queued for the listener now, taken past the cap (the backlog is
-    /// bounded, so is this): each of those clients has connected and may have sent its request,
-    /// and closing the listener would reset them.
+    /// What the kernel has queued for the listener now, taken past the cap: each of those
+    /// clients has connected and may have sent its request, and closing the listener would reset
+    /// them. A slot is taken before each accept, so no accepted client is dropped for want of
+    /// one; the kernel's backlog is at most [`super::LISTEN_BACKLOG`], and that many slots are
+    /// added, so the clients arriving meanwhile cannot keep it going.
     pub(crate) async fn queued(&mut self) -> Vec<Accepted> {
         self.slots.add_permits(super::LISTEN_BACKLOG as usize);
         let mut queued = Vec::new();
-        while let Poll::Ready(accepted) =
-            std::future::poll_fn(|cx| Poll::Ready(self.listener.poll_accept(cx))).await
-        {
-            // A client gone, or no descriptor left: what remains is lost either way.
-            let Ok((stream, peer)) = accepted else { break };
-            let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-                break;
-            };
-            queued.push((stream, peer, slot));
+        while let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            let accepted =
+                std::future::poll_fn(|cx| Poll::Ready(self.listener.poll_accept(cx))).await;
+            match accepted {
+                Poll::Pending => break,
+                Poll::Ready(Ok((stream, peer))) => queued.push((stream, peer, slot)),
+                // A client that left before its turn: the ones behind it are still there.
+                Poll::Ready(Err(err)) if is_client_gone(&err) => {}
+                // No descriptor left: what remains is lost either way.
+                Poll::Ready(Err(_)) => break,
+            }
         }
         queued
     }
@@ -119,13 +123,7 @@ impl<'a> Acceptor<'a> {
     async fn failed(&mut self, err: io::Error) {
         if let Some((metrics, _, accept_log)) = self.app.as_mut() {
             metrics.accept_failed();
-            let benign = matches!(
-                err.kind(),
-                io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionRefused
-            );
-            if benign {
+            if is_client_gone(&err) {
                 return;
             }
             if accept_log.ready() {
@@ -193,4 +191,14 @@ impl Throttle {
         }
         ready
     }
+}
+
+/// Whether an accept failed only because its client left before it was accepted.
+fn is_client_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
 }
