@@ -49,6 +49,14 @@ pub struct VarError {
     pub error: ConfigError,
 }
 
+impl VarError {
+    /// The line a host's log gets for it, once, where the operator looks (every request
+    /// answers 500 until the variable is fixed): `hello-edge: invalid configuration: NAME: why`.
+    pub fn log_line(&self) -> String {
+        format!("hello-edge: invalid configuration: {self}\n")
+    }
+}
+
 /// How long a successful answer waits before it is sent.
 ///
 /// The core only decides the delay; each host sleeps it on its own event loop.
@@ -140,6 +148,12 @@ impl Config {
             None => Delay::DEFAULT,
         };
         Ok(Config { delay })
+    }
+
+    /// Reads the configuration from the process's environment (a component's is the one its
+    /// host gives it), as [`Config::from_lookup`] does.
+    pub fn from_env() -> Result<Config, VarError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
     }
 }
 
@@ -242,6 +256,10 @@ mod tests {
         assert_eq!(
             bad.to_string(),
             "HELLO_EDGE_DELAY_MS: delay \"x\" is not a whole number of milliseconds (expected 0 to 60000)"
+        );
+        assert_eq!(
+            bad.log_line(),
+            "hello-edge: invalid configuration: HELLO_EDGE_DELAY_MS: delay \"x\" is not a whole number of milliseconds (expected 0 to 60000)\n"
         );
     }
 }

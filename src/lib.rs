@@ -218,6 +218,7 @@ mod tests {
             );
             assert_eq!(head.delay, get.delay, "{path}");
             assert!(head.response().body().is_empty(), "{path}");
+            assert!(!head.has_body() && get.has_body(), "{path}");
         }
     }
 

@@ -121,6 +121,12 @@ impl Reply {
         every.chain(std::iter::once(length)).chain(allow)
     }
 
+    /// Whether the answer has a body to send: every answer but one to `HEAD`, whose head keeps
+    /// the page's `content-length` and which a host should open no body for.
+    pub fn has_body(&self) -> bool {
+        !self.head
+    }
+
     /// The body of the answer: the page, or nothing for `HEAD` (which keeps the page's
     /// `content-length`, as RFC 9110 §9.3.2 allows).
     pub fn body(&self) -> &[u8] {

@@ -95,13 +95,13 @@ fn send(reply: &Reply, out: ResponseOutparam) {
     let head = OutgoingResponse::new(headers);
     // Every status the core gives is a valid one.
     let _ = head.set_status_code(reply.status().as_u16());
-    let page = reply.body();
-    if page.is_empty() {
+    if !reply.has_body() {
         // HEAD: the head keeps the GET's content-length, and there is no body to open, so the
         // host has none to check against it.
         ResponseOutparam::set(out, Ok(head));
         return;
     }
+    let page = reply.body();
     let Ok(body) = head.body() else {
         let why = "the host gave the answer no body".to_owned();
         ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(why))));
@@ -127,12 +127,11 @@ fn send(reply: &Reply, out: ResponseOutparam) {
 fn config() -> &'static Result<Config, VarError> {
     static CONFIG: OnceLock<Result<Config, VarError>> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let config = Config::from_lookup(|name| std::env::var(name).ok());
+        let config = Config::from_env();
         if let Err(err) = &config {
-            // Every request answers 500 until the variable is fixed; say why where the
-            // operator looks. Through the binding, not std's stderr, whose machinery (and its
-            // error messages) would be most of what this component carries beside the core.
-            let line = format!("hello-edge: invalid configuration: {err}\n");
+            // Through the binding, not std's stderr, whose machinery (and its error messages)
+            // would be most of what this component carries beside the core.
+            let line = err.log_line();
             let _ = wasip2::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
         }
         config

@@ -89,7 +89,7 @@ fn response(reply: &Reply) -> Result<Response, ErrorCode> {
     // No trailers: a dropped writer gives the reader this.
     let (_, trailers) = wit_future::new(|| Ok(None));
     let page = reply.body();
-    let contents = (!page.is_empty()).then(|| {
+    let contents = reply.has_body().then(|| {
         let (mut writer, contents) = wit_stream::new();
         let page = page.to_vec();
         // A client that left closes the stream: what is not written is dropped with it.
@@ -108,11 +108,9 @@ fn response(reply: &Reply) -> Result<Response, ErrorCode> {
 fn config() -> &'static Result<Config, VarError> {
     static CONFIG: OnceLock<Result<Config, VarError>> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let config = Config::from_lookup(|name| std::env::var(name).ok());
+        let config = Config::from_env();
         if let Err(err) = &config {
-            // Every request answers 500 until the variable is fixed; say why where the
-            // operator looks.
-            eprintln!("hello-edge: invalid configuration: {err}");
+            eprint!("{}", err.log_line());
         }
         config
     })
