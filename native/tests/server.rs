@@ -241,18 +241,16 @@ async fn metrics_count_exactly_the_requests_sent() {
         "{}",
         after.0
     );
-    assert_eq!(after.value("hello_edge_requests_cut_off_total"), 0.0);
-    assert_eq!(after.value("hello_edge_accept_errors_total"), 0.0);
+    assert_eq!(after.get("hello_edge_requests_cut_off_total"), Some(0.0));
+    assert_eq!(after.get("hello_edge_accept_errors_total"), Some(0.0));
 
     // A connection held open shows.
     let mut held = Connection::open(server.addr(), Protocol::Http1)
         .await
         .unwrap();
     held.send(Method::GET, "/healthz", &[]).await.unwrap();
-    let open = Scrape::take(admin)
-        .await
-        .value("hello_edge_connections_open");
-    assert_eq!(open, 1.0);
+    let open = Scrape::take(admin).await.get("hello_edge_connections_open");
+    assert_eq!(open, Some(1.0));
     drop(held);
     server.shutdown();
 }
@@ -275,12 +273,18 @@ impl Scrape {
         Scrape(answer.text())
     }
 
-    /// The value of one series (name and labels as written), 0 when it is not there yet.
-    fn value(&self, series: &str) -> f64 {
+    /// The value of one series (name and labels as written), if the scrape has it.
+    fn get(&self, series: &str) -> Option<f64> {
         self.0
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0.0, |value| value.trim().parse().unwrap())
+            .map(|value| value.trim().parse().unwrap())
+    }
+
+    /// The value of one series, 0 when it is not there yet (a labelled series shows once it
+    /// has counted something).
+    fn value(&self, series: &str) -> f64 {
+        self.get(series).unwrap_or(0.0)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::conformance::{self, Arrival};
+use support::conformance;
 use support::host::{Host, NativeBinary, Stopped};
 use support::process::raise_open_file_limit;
 
@@ -31,7 +31,7 @@ async fn sigterm_answers_every_connection_it_accepted_while_clients_arrive() {
     )
     .await;
     let Stopped { status, log } = server.stop().await;
-    check(&arrivals, &log);
+    conformance::assert_answered_through_a_stop("SIGTERM while 300 arrive", &arrivals, &log);
     assert!(status.success(), "exit status {status}:\n{log}");
 }
 
@@ -53,26 +53,10 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
     )
     .await;
     let Stopped { status, log } = server.stop().await;
-    check(&arrivals, &log);
-    let answered = arrivals.iter().filter(|a| a.answered()).count();
+    let answered =
+        conformance::assert_answered_through_a_stop("SIGTERM at the cap", &arrivals, &log);
     assert_eq!(answered, 60, "{answered} of 60 answered:\n{log}");
     assert!(status.success(), "exit status {status}:\n{log}");
-}
-
-/// Every connection the server logged as accepted was answered, and every client that connected
-/// was accepted (but for one reset between the last accept and the close).
-fn check(arrivals: &[Arrival], log: &str) {
-    let accepted = conformance::accepted_ports(log);
-    let report = conformance::unanswered(arrivals, &accepted, 1);
-    let answered = arrivals.iter().filter(|a| a.answered()).count();
-    let refused = arrivals.iter().filter(|a| a.port.is_none()).count();
-    eprintln!(
-        "{} clients: {answered} answered, {refused} refused, {} accepted",
-        arrivals.len(),
-        accepted.len()
-    );
-    assert!(report.is_empty(), "{report}\nthe server's log:\n{log}");
-    assert!(answered > 0, "no client was answered:\n{log}");
 }
 
 /// The `hello-edge` binary with these flags, logging each connection it accepts.

@@ -549,8 +549,11 @@ impl Setup {
     /// Reads the pins from the root Cargo.toml.
     pub fn new(root: &Path) -> Result<Setup, String> {
         let manifest = super::read_toml(&root.join("Cargo.toml"));
-        let pins = manifest["workspace"]["metadata"]["tools"]
-            .as_table()
+        let pins = manifest
+            .get("workspace")
+            .and_then(|w| w.get("metadata"))
+            .and_then(|m| m.get("tools"))
+            .and_then(toml::Value::as_table)
             .ok_or("no [workspace.metadata.tools] in Cargo.toml")?
             .clone();
         let uid = output(Command::new("id").arg("-u")).unwrap_or_default();
@@ -634,14 +637,16 @@ impl Setup {
 
     /// A tool's pin.
     fn pin(&self, tool: &str) -> &toml::Table {
-        self.pins[tool]
-            .as_table()
+        self.pins
+            .get(tool)
+            .and_then(toml::Value::as_table)
             .unwrap_or_else(|| panic!("no {tool} in [workspace.metadata.tools]"))
     }
 
     fn pinned(&self, tool: &str, key: &str) -> String {
-        self.pin(tool)[key]
-            .as_str()
+        self.pin(tool)
+            .get(key)
+            .and_then(toml::Value::as_str)
             .unwrap_or_else(|| panic!("no {key} for {tool} in [workspace.metadata.tools]"))
             .to_owned()
     }

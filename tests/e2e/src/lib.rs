@@ -1,4 +1,4 @@
-//! hello-edge's end-to-end tests, as a package of their own (as wstd keeps `test-programs`):
+//! hello-edge's end-to-end tests, as an unpublished package of their own:
 //! they run the real hosts, image tools and registry that `cargo xtask setup` installs, so the
 //! core crate's tests stay the core's own. The tests are `tests/*.rs`:
 //!

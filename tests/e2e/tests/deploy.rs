@@ -11,7 +11,7 @@
 //! * the wasm OCI artifact under the pinned `wasmtime serve`.
 //!
 //! One test, because it is slow (a static release build of the native server); the fast checks
-//! of the manifests are in `tests/manifests.rs`.
+//! of the manifests are in `manifests.rs`, beside this file.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -142,7 +142,10 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     let wasmtime = Wasmtime::serve(&pulled_component, &[], &[]).await;
     let report = conformance::run_on(&wasmtime, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled component:\n{report}");
-    wasmtime.stop().await;
+    assert_clean(
+        "the pulled component under wasmtime serve",
+        &wasmtime.stop().await.log,
+    );
 
     // What each artifact weighs in the registry (its layers, compressed as pushed).
     for image in [Image::Native, Image::Spin, Image::Component] {
@@ -363,15 +366,11 @@ async fn native_image_as_the_deployment_runs_it(
     .await;
     let exit = running.exited(Duration::from_secs(30)).await;
     let log = running.log().text();
-    let accepted = conformance::accepted_ports(&log);
-    let report = conformance::unanswered(&arrivals, &accepted, 1);
-    let answered = arrivals.iter().filter(|a| a.answered()).count();
-    let refused = arrivals.iter().filter(|a| a.port.is_none()).count();
-    eprintln!(
-        "native image, SIGTERM while 300 clients arrive: {answered} answered, {refused} refused, \
-         exit {exit}"
+    conformance::assert_answered_through_a_stop(
+        "native image, SIGTERM while 300 clients arrive",
+        &arrivals,
+        &log,
     );
-    assert!(report.is_empty(), "{report}\nthe container's log:\n{log}");
     assert!(exit.success(), "exit status {exit} after SIGTERM:\n{log}");
 
     // Its log is JSON, a line an object (but the two lines that say where it serves).

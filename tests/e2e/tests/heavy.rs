@@ -89,7 +89,7 @@ async fn without_the_pool_settings_wasmcloud_refuses_most_of_a_thousand() {
 }
 
 /// Spin's instance pool holds 1,000 component instances (`SPIN_MAX_INSTANCE_COUNT`), and a waiting
-/// WASI 0.2 request holds one: of 2,000 requests at once, those past the pool are refused with a
+/// WASI 0.2 request holds one: of 1,500 requests at once, those past the pool are refused with a
 /// 500 (how many depends on how fast the first answers free instances), the log naming the pool.
 /// With `SPIN_MAX_INSTANCE_COUNT` raised (as the README advises for thousands of waiting
 /// requests), all 2,000 are answered.

@@ -70,8 +70,9 @@ impl Answer {
 pub struct Connection {
     addr: SocketAddr,
     sender: Sender,
-    /// hyper's task for the connection: it ends when the connection does.
-    task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    /// hyper's task for the connection, which ends when the connection does; only the first
+    /// handle on a connection holds it.
+    task: Option<tokio::task::JoinHandle<Result<(), hyper::Error>>>,
 }
 
 /// The sending half of a [`Connection`].
@@ -111,7 +112,11 @@ impl Connection {
                 (Sender::Http2(sender), tokio::spawn(conn))
             }
         };
-        Ok(Connection { addr, sender, task })
+        Ok(Connection {
+            addr,
+            sender,
+            task: Some(task),
+        })
     }
 
     /// Another handle on the same HTTP/2 connection, for a request beside this one's, which
@@ -123,15 +128,17 @@ impl Connection {
         Connection {
             addr: self.addr,
             sender: Sender::Http2(sender.clone()),
-            // Only the first handle waits on the connection's end.
-            task: tokio::spawn(std::future::pending()),
+            task: None,
         }
     }
 
     /// Waits, up to `timeout`, for the server to end the connection; `Err` if it did not, or
-    /// ended it with an error.
+    /// ended it with an error. Only the handle that opened the connection can wait for that.
     pub async fn closed(self, timeout: Duration) -> Result<(), String> {
-        match tokio::time::timeout(timeout, self.task).await {
+        let task = self
+            .task
+            .expect("closed() on the handle that opened the connection, not another_stream()'s");
+        match tokio::time::timeout(timeout, task).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(err))) => Err(format!("the connection failed: {err}")),
             Ok(Err(err)) => Err(format!("the connection's task: {err}")),

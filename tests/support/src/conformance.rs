@@ -848,6 +848,31 @@ pub fn unanswered(
     report
 }
 
+/// What a stop must keep, checked for arrivals through it and the log of the native server they
+/// came to: every connection it logged as accepted was answered, every client that connected was
+/// accepted (but for one reset between the last accept and the close), and some were answered.
+/// Says what it saw on stderr, and returns how many were answered.
+pub fn assert_answered_through_a_stop(what: &str, arrivals: &[Arrival], log: &str) -> usize {
+    let accepted = accepted_ports(log);
+    let report = unanswered(arrivals, &accepted, 1);
+    let answered = arrivals.iter().filter(|a| a.answered()).count();
+    let refused = arrivals.iter().filter(|a| a.port.is_none()).count();
+    eprintln!(
+        "{what}: {} clients, {answered} answered, {refused} refused, {} accepted",
+        arrivals.len(),
+        accepted.len()
+    );
+    assert!(
+        report.is_empty(),
+        "{what}: {report}\nthe server's log:\n{log}"
+    );
+    assert!(
+        answered > 0,
+        "{what}: no client was answered:\nthe server's log:\n{log}"
+    );
+    answered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

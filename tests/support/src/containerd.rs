@@ -153,7 +153,7 @@ impl Containerd {
             command.arg("--env").arg(format!("{name}={value}"));
         }
         command.arg(image).arg(&id).args(args);
-        let cgroup = format!("/default/{id}");
+        let cgroup = format!("/{}/{id}", self.namespace);
         Container::spawn(self, id, command, None, cgroup)
     }
 }

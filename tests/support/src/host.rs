@@ -9,7 +9,7 @@
 //! * [`Spin`], [`Spin4_0`]: a component under `spin up`, on the pinned Spin and on Spin 4.0.
 //!
 //! A wasm host is a [`ComponentHost`]: it starts a [`Component`] with an environment. Adding
-//! one is an implementation of that trait and a line in the host list of `tests/wasm_hosts.rs`.
+//! one is an implementation of that trait and a line in the host list of `tests/e2e/tests/wasm_hosts.rs`.
 
 use std::net::SocketAddr;
 use std::path::Path;

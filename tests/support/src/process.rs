@@ -218,7 +218,9 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // Whatever of its group outlived it too (the child itself, if still running).
+        // Whatever of its group outlived it too (the child itself, if still running). The kernel
+        // gives no new process the group's id while a member lives; once all are gone, only a
+        // wrap of the pid counter could, so the signal reaches this group or no one.
         let _ = nix::sys::signal::killpg(Pid::from_raw(self.group as i32), Signal::SIGKILL);
     }
 }

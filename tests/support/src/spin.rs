@@ -128,11 +128,6 @@ impl<R: SpinRelease> SpinUp<R> {
         }
     }
 
-    /// The process, to signal.
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.process
-    }
-
     /// Stops it with `signal` and returns how it exited, and its whole log (the component's log
     /// files read to their end).
     ///
@@ -269,6 +264,10 @@ fn read_new_lines(dir: &Path, log: &Log, offsets: &mut Offsets) {
             continue;
         };
         let read = offsets.0.entry(file.clone()).or_default();
+        // A log file only grows while Spin runs; one that shrank is read again from its start.
+        if bytes.len() < *read {
+            *read = 0;
+        }
         let Some(end) = bytes[*read..].iter().rposition(|b| *b == b'\n') else {
             continue;
         };
