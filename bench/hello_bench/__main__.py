@@ -19,7 +19,7 @@ from pathlib import Path
 from . import LOGS, RESULTS, chart, cold, limits, procs, report, soak
 from . import __doc__ as PACKAGE_DOC
 from .load import GROUPS, SCENARIOS, Result, Scenario, measure
-from .servers import SERVERS, SWEEP_SCENARIO, SWEEP_SERVERS, Server, Tools, launch, wash_config
+from .servers import ANSWER, SERVERS, SWEEP_SCENARIO, SWEEP_SERVERS, Server, Tools, launch, wash_config
 from .soak import SOAK_SERVERS
 
 SCENARIO_CHOICES = ("all", *GROUPS, "sweep", "cold", "instances")
@@ -69,6 +69,11 @@ def run_server(server: Server, scenarios: list[Scenario], times: dict, tools: To
         how = launch(server, port, delay_ms, tools, protocol)
         log_path = LOGS / f"{server.name}-delay{delay_ms}{'-h2' if protocol == 'http2' else ''}.log"
         with procs.serving(how.argv, port, log_path, how.cwd, how.ready_log, protocol, how.env) as proc:
+            if protocol == "http1" and server.host != "python":
+                answer = procs.answer_of(port)
+                if answer != ANSWER:
+                    raise RuntimeError(f"{server.name} answers /hello/bench with {answer}, "
+                                       f"not hello-edge's {ANSWER}")
             for scenario in (s for s in scenarios if (s.delay_ms, s.protocol) == (delay_ms, protocol)):
                 result = measure_once_or_twice(server, proc, port, scenario, times, log_path)
                 results.append(result)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cold import InstanceCost, Start
 from .load import SCENARIOS, Result
-from .servers import LABELS, SERVERS, SWEEP_SERVERS
+from .servers import LABELS, REUSE_FOR_GOOD, SERVERS, SWEEP_SERVERS
 
 
 def _log_scale(ax, values, axis: str = "y") -> None:
@@ -61,7 +61,7 @@ def _sweep(ax, sweep: list[Result]) -> None:
     """Requests/s and p99 against the requests one instance takes, the WASI 0.3 component under
     wasmtime serve at C=10,000."""
     params = {s.name: s.params["sweep"] for s in SWEEP_SERVERS}
-    kept = sorted((r for r in sweep if params[r.server][1] == 100_000_000), key=lambda r: params[r.server][0])
+    kept = sorted((r for r in sweep if params[r.server][1] == REUSE_FOR_GOOD), key=lambda r: params[r.server][0])
     xs = [params[r.server][0] for r in kept]
     ax.plot(xs, [r.rps for r in kept], marker="o", color="tab:blue", label="requests/s")
     if kept:

@@ -16,7 +16,8 @@ from pathlib import Path
 from . import ROOT, WASM
 from .load import wrk
 from .procs import free_port, start, stop, wait_until_serving
-from .servers import COMPONENTS, P2, P2_NOOP, P3, P3_NOOP, SERVERS, Server, Tools, launch
+from .servers import (COMPONENTS, P2, P2_NOOP, P3, P3_NOOP, REUSE_FOR_GOOD, SERVERS, Server, Tools,
+                      launch)
 
 # (name, label, file) of each component measured.
 CONFIGS = [("p2", "hello-edge WASI 0.2", P2), ("noop-p2", "no-op WASI 0.2 (reference)", P2_NOOP),
@@ -166,7 +167,7 @@ def instance_cost(tools: Tools, times: dict) -> list[InstanceCost]:
     results = []
     for name, label, wasm in CONFIGS:
         figures = {}
-        for mode, reuse in (("fresh", "1"), ("reused", "100000000")):
+        for mode, reuse in (("fresh", 1), ("reused", REUSE_FOR_GOOD)):
             server = with_flags(catalogue[name], f"--max-instance-reuse-count={reuse}")
             port = free_port()
             proc = _spawn(server, port, tools)

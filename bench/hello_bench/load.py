@@ -157,11 +157,12 @@ def _figures(stdout: str, stderr: str = "") -> dict:
         for prefix in ("STEADY ", "TOTALS "):
             if line.startswith(prefix):
                 return json.loads(line[len(prefix):])
-    # No figures: wrk could not connect at all (a server that has gone). Nothing answered.
+    # No figures: wrk could not connect at all (a server that has gone). Nothing answered, and
+    # nothing measured the window (`window_s` 0).
     if "unable to connect" in stdout + stderr:
         return dict.fromkeys(("window_ok", "window_bad", "requests", "duration_us", "read_errors",
                               "write_errors", "status_errors", "timeouts", "p50_us", "p90_us",
-                              "p99_us", "max_us"), 0) | {"connect_errors": 1, "window_s": 1.0,
+                              "p99_us", "max_us"), 0) | {"connect_errors": 1, "window_s": 0,
                                                          "bad_statuses": ""}
     raise RuntimeError(f"wrk printed no figures:\n{stdout}\n{stderr}")
 
@@ -178,30 +179,40 @@ def steady(url: str, connections: int, warmup: float, window: float, tail: float
     shares = _split(connections, math.ceil(connections / CONNECTIONS_PER_WRK))
     n = len(shares)
     procs = []
-    started = time.monotonic()
-    for k, share in enumerate(shares):
-        own_warmup = warmup + (n - 1 - k) * WRK_STAGGER_S
-        seconds = math.ceil(own_warmup + window + tail)
-        cmd = ["wrk", f"-t{min(2, share)}", f"-c{share}", f"-d{seconds}s", "--timeout", "10s",
-               "-s", str(BENCH / "steady.lua"), url, "--", f"{own_warmup}", f"{window}"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        if k < n - 1:
-            time.sleep(WRK_STAGGER_S)
-    opens = started + (n - 1) * WRK_STAGGER_S + warmup
-    time.sleep(max(0.0, opens - time.monotonic()))
-    load_before = sum(cpu_seconds(p.pid) for p in procs)
-    server_before = cpu_seconds(server_pid)
-    time.sleep(window)
-    load_cpu = (sum(cpu_seconds(p.pid) for p in procs) - load_before) / window
-    server_cpu = (cpu_seconds(server_pid) - server_before) / window
-    runs = []
-    for p in procs:
-        out, err = p.communicate(timeout=warmup + window + tail + n * WRK_STAGGER_S + 120)
-        runs.append(_figures(out, err))
+    try:
+        started = time.monotonic()
+        for k, share in enumerate(shares):
+            own_warmup = warmup + (n - 1 - k) * WRK_STAGGER_S
+            seconds = math.ceil(own_warmup + window + tail)
+            cmd = ["wrk", f"-t{min(2, share)}", f"-c{share}", f"-d{seconds}s", "--timeout", "10s",
+                   "-s", str(BENCH / "steady.lua"), url, "--", f"{own_warmup}", f"{window}"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+            if k < n - 1:
+                time.sleep(WRK_STAGGER_S)
+        opens = started + (n - 1) * WRK_STAGGER_S + warmup
+        time.sleep(max(0.0, opens - time.monotonic()))
+        load_before = sum(cpu_seconds(p.pid) for p in procs)
+        server_before = cpu_seconds(server_pid)
+        time.sleep(window)
+        load_cpu = (sum(cpu_seconds(p.pid) for p in procs) - load_before) / window
+        server_cpu = (cpu_seconds(server_pid) - server_before) / window
+        runs = []
+        for p in procs:
+            out, err = p.communicate(timeout=warmup + window + tail + n * WRK_STAGGER_S + 120)
+            runs.append(_figures(out, err))
+    finally:
+        # A scenario that failed leaves no load generator behind to load the next one.
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     counts = ("window_ok", "window_bad", "requests", "connect_errors", "read_errors", "write_errors",
               "status_errors", "timeouts")
     summed = {k: sum(r[k] for r in runs) for k in counts}
-    return {**summed, "window_s": runs[0]["window_s"],
+    # The window as a load generator that connected measured it (one that could not has none).
+    window_s = next((r["window_s"] for r in runs if r["window_s"]), window)
+    return {**summed, "window_s": window_s,
             "bad_statuses": " ".join(r["bad_statuses"] for r in runs),
             "p50_us": statistics.median(r["p50_us"] for r in runs),
             "p99_us": max(r["p99_us"] for r in runs),

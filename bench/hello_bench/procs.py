@@ -6,6 +6,7 @@ seconds and open descriptors."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import resource
 import signal
@@ -87,6 +88,21 @@ def wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 120, 
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not start")
+
+
+def answer_of(port: int, path: str = "/hello/bench") -> tuple[int, list[tuple[str, str]], int]:
+    """A server's answer to GET `path` over HTTP/1.1: its status, its header fields (names
+    lowercased, sorted, `date` left out, since hosts add it) and its body's length."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=70)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        fields = sorted((name.lower(), value) for name, value in response.getheaders()
+                        if name.lower() != "date")
+        return response.status, fields, len(body)
+    finally:
+        conn.close()
 
 
 def wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
