@@ -168,6 +168,51 @@ trait Step {
     }
 }
 
+/// A tool pinned in `[workspace.metadata.tools]` (its version, and how it installs), installed
+/// whole or not at all: a [`Step`] of one line, `TOOL VERSION`.
+trait Pinned {
+    /// Its key in `[workspace.metadata.tools]`.
+    fn tool(&self) -> &'static str;
+    /// Where it installs from.
+    fn source(&self, setup: &Setup) -> String;
+    /// The commands that install it, in order.
+    fn commands(&self, setup: &Setup) -> Vec<Cmd>;
+    /// Whether it is missing: by default, unless it reports the pinned version.
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        setup.missing_at_version(self.tool())
+    }
+    /// As [`Step::unavailable`].
+    fn unavailable(&self, _setup: &Setup) -> Option<String> {
+        None
+    }
+}
+
+impl<T: Pinned> Step for T {
+    fn describe(&self, setup: &Setup) -> String {
+        setup.tool_line(self.tool())
+    }
+
+    fn source(&self, setup: &Setup) -> String {
+        Pinned::source(self, setup)
+    }
+
+    fn everything(&self, setup: &Setup) -> Vec<String> {
+        vec![setup.tool_line(self.tool())]
+    }
+
+    fn missing(&self, setup: &Setup) -> Vec<String> {
+        Pinned::missing(self, setup)
+    }
+
+    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+        Pinned::commands(self, setup)
+    }
+
+    fn unavailable(&self, setup: &Setup) -> Option<String> {
+        Pinned::unavailable(self, setup)
+    }
+}
+
 /// Rustup components, targets or a toolchain of the default toolchain.
 struct Rustup {
     kind: RustupKind,
@@ -285,9 +330,9 @@ const WRITE: &str = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])";
 /// A pinned tool with a `wheel`: its binary, taken from a wheel pip checks against its sha256.
 struct Wheel(&'static str);
 
-impl Step for Wheel {
-    fn describe(&self, setup: &Setup) -> String {
-        setup.tool_line(self.0)
+impl Pinned for Wheel {
+    fn tool(&self) -> &'static str {
+        self.0
     }
 
     fn source(&self, setup: &Setup) -> String {
@@ -298,15 +343,7 @@ impl Step for Wheel {
         )
     }
 
-    fn everything(&self, setup: &Setup) -> Vec<String> {
-        vec![setup.tool_line(self.0)]
-    }
-
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        setup.missing_at_version(self.0)
-    }
-
-    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
         let tool = self.0;
         let dir = format!("target/tools/wheels/{tool}");
         let (name, version) = setup
@@ -344,9 +381,9 @@ impl Step for Wheel {
 /// A pinned tool with `pip`: installed in a virtualenv of its own.
 struct Pip(&'static str);
 
-impl Step for Pip {
-    fn describe(&self, setup: &Setup) -> String {
-        setup.tool_line(self.0)
+impl Pinned for Pip {
+    fn tool(&self) -> &'static str {
+        self.0
     }
 
     fn source(&self, setup: &Setup) -> String {
@@ -356,15 +393,7 @@ impl Step for Pip {
         )
     }
 
-    fn everything(&self, setup: &Setup) -> Vec<String> {
-        vec![setup.tool_line(self.0)]
-    }
-
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        setup.missing_at_version(self.0)
-    }
-
-    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
         let tool = self.0;
         vec![
             Cmd::line("python3 -m venv target/tools/venv"),
@@ -383,9 +412,9 @@ impl Step for Pip {
 /// A pinned tool with a `crate`: `cargo install --locked`.
 struct Crate(&'static str);
 
-impl Step for Crate {
-    fn describe(&self, setup: &Setup) -> String {
-        setup.tool_line(self.0)
+impl Pinned for Crate {
+    fn tool(&self) -> &'static str {
+        self.0
     }
 
     fn source(&self, setup: &Setup) -> String {
@@ -395,15 +424,7 @@ impl Step for Crate {
         )
     }
 
-    fn everything(&self, setup: &Setup) -> Vec<String> {
-        vec![setup.tool_line(self.0)]
-    }
-
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        setup.missing_at_version(self.0)
-    }
-
-    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
         vec![Cmd::line(&format!(
             "cargo install --locked --root target/tools {} --version {}",
             setup.pinned(self.0, "crate"),
@@ -429,9 +450,9 @@ impl Given {
     }
 }
 
-impl Step for Given {
-    fn describe(&self, setup: &Setup) -> String {
-        setup.tool_line(self.0)
+impl Pinned for Given {
+    fn tool(&self) -> &'static str {
+        self.0
     }
 
     fn source(&self, setup: &Setup) -> String {
@@ -443,21 +464,17 @@ impl Step for Given {
         )
     }
 
-    fn everything(&self, setup: &Setup) -> Vec<String> {
-        vec![setup.tool_line(self.0)]
-    }
-
     fn missing(&self, setup: &Setup) -> Vec<String> {
         let binary = setup.bin().join(self.0);
         let sha = output(Command::new("sha256sum").arg(&binary)).unwrap_or_default();
         if sha.split_whitespace().next() == Some(setup.pinned(self.0, "sha256").as_str()) {
             vec![]
         } else {
-            self.everything(setup)
+            vec![setup.tool_line(self.0)]
         }
     }
 
-    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
+    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
         let tool = self.0;
         let part = format!("target/tools/bin/{tool}.part");
         vec![
