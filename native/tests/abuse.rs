@@ -654,17 +654,8 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<In
 /// The `hello-edge` binary with these flags, under an open-file limit when given, logging why
 /// each connection ended (`hello_edge_native::server` at debug).
 async fn binary(flags: &[&str], open_files: Option<u32>) -> NativeBinary {
-    let env = [
-        ("RUST_LOG", "hello_edge_native::server=debug"),
-        ("NO_COLOR", "1"),
-    ];
-    NativeBinary::start_with(
-        Path::new(env!("CARGO_BIN_EXE_hello-edge")),
-        flags,
-        &env,
-        open_files,
-    )
-    .await
+    let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
+    NativeBinary::start_logging_connections(binary, flags, open_files).await
 }
 
 /// An HTTP/2 connection (prior knowledge) to the server.

@@ -61,15 +61,6 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
 
 /// The `hello-edge` binary with these flags, logging each connection it accepts.
 async fn binary(flags: &[&str]) -> NativeBinary {
-    let env = [
-        ("RUST_LOG", "hello_edge_native::server=debug"),
-        ("NO_COLOR", "1"),
-    ];
-    NativeBinary::start_with(
-        Path::new(env!("CARGO_BIN_EXE_hello-edge")),
-        flags,
-        &env,
-        None,
-    )
-    .await
+    let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
+    NativeBinary::start_logging_connections(binary, flags, None).await
 }

@@ -23,7 +23,7 @@ use support::component::{WASIP2, WASIP3};
 use support::conformance;
 use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
 use support::host::{Host, Wasmtime, assert_clean};
-use support::manifest::{Manifest, env_of};
+use support::manifest::{Manifest, container_port, env_of};
 use support::oci::{self, Image, Registry};
 use support::process::raise_open_file_limit;
 use support::tools::{self, root};
@@ -227,16 +227,7 @@ async fn native_image_as_the_deployment_runs_it(
         memory_limit: memory_bytes(limits["memory"].as_str().expect("a memory limit")),
         cpu_limit_millis: cpu_millis(limits["cpu"].as_str().expect("a CPU limit")),
     };
-    let port = |name: &str| -> u16 {
-        container["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|port| port["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} port"))["containerPort"]
-            .as_u64()
-            .unwrap() as u16
-    };
+    let port = |name: &str| container_port(container, name);
     let delay = hello_edge::Delay::from_millis_str(&env(hello_edge_native::env::DELAY_MS).unwrap())
         .unwrap()
         .as_duration();

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use hello_edge_native::env;
 use serde_json::Value;
-use support::manifest::{Manifest, env_of};
+use support::manifest::{Manifest, container_port, env_of};
 use support::oci::Image;
 use support::tools::{self, root};
 
@@ -29,10 +29,10 @@ fn kubernetes_objects_pass_the_schemas() {
             validate(file, version);
         }
         // The SpinApp file also holds its HorizontalPodAutoscaler: validate that one alone.
-        let hpa =
-            Manifest::read("deploy/spinkube/spinapp.yaml").only_kind("HorizontalPodAutoscaler");
+        let spinapp = Manifest::read("deploy/spinkube/spinapp.yaml");
+        let hpa = spinapp.kind("HorizontalPodAutoscaler");
         let path = std::env::temp_dir().join(format!("hello-edge-spinapp-hpa-{version}.yaml"));
-        std::fs::write(&path, serde_json::to_string(&hpa).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string(hpa).unwrap()).unwrap();
         validate(path.to_str().unwrap(), version);
     }
 }
@@ -78,16 +78,7 @@ fn the_kubernetes_deployment_is_safe_and_drains() {
     // The server listens where the container ports and the probes say: the app on `http`,
     // liveness and metrics on `admin`.
     let env = env_of(container);
-    let port = |name: &str| {
-        container["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|port| port["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} port"))["containerPort"]
-            .as_u64()
-            .unwrap()
-    };
+    let port = |name: &str| u64::from(container_port(container, name));
     let listens_on = |var: &str| -> u64 {
         let addr: std::net::SocketAddr = env(var).unwrap().parse().unwrap();
         assert!(

@@ -228,6 +228,20 @@ impl NativeBinary {
         Self::start_with(binary, args, &[], None).await
     }
 
+    /// Like [`NativeBinary::start`], logging each connection it accepts and why each ended
+    /// (`hello_edge_native::server` at debug, plain text), under an open-file limit when given.
+    pub async fn start_logging_connections(
+        binary: &Path,
+        args: &[&str],
+        open_files: Option<u32>,
+    ) -> NativeBinary {
+        let env = [
+            ("RUST_LOG", "hello_edge_native::server=debug"),
+            ("NO_COLOR", "1"),
+        ];
+        Self::start_with(binary, args, &env, open_files).await
+    }
+
     /// Like [`NativeBinary::start`], with these environment variables, and under an open-file
     /// limit when given (util-linux's `prlimit`, soft and hard, so the server cannot raise it).
     pub async fn start_with(

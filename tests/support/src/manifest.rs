@@ -37,11 +37,19 @@ impl Manifest {
         assert!(found.next().is_none(), "{} has two of {kind}", self.file);
         object
     }
+}
 
-    /// The one object of this kind, alone.
-    pub fn only_kind(&self, kind: &str) -> Value {
-        self.kind(kind).clone()
-    }
+/// The port a container names `name` (`ports[].containerPort`).
+pub fn container_port(container: &Value, name: &str) -> u16 {
+    let port = container["ports"]
+        .as_array()
+        .expect("the container has ports")
+        .iter()
+        .find(|port| port["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} port"))["containerPort"]
+        .as_u64()
+        .expect("a containerPort");
+    u16::try_from(port).expect("a containerPort fits a port")
 }
 
 /// A lookup of a container's environment variables.
