@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Output;
 
 use hello_edge_native::env;
+use support::conformance;
 use support::host::{Host, NativeBinary, Stopped};
 
 /// Runs the binary with these arguments and environment, no stdin, to its end.
@@ -50,6 +51,17 @@ async fn out_of_range_numbers_are_refused_with_the_value_quoted() {
         assert!(stderr.contains(quoted), "{args:?} {env:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?} {env:?}: {stderr}");
     }
+}
+
+/// The delay comes from `HELLO_EDGE_DELAY_MS`, and is waited once.
+#[tokio::test]
+async fn the_delay_comes_from_the_environment() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
+    let millis = conformance::CONFIGURED_DELAY.as_millis().to_string();
+    let server = NativeBinary::start_with(binary, &[], &[(env::DELAY_MS, &millis)], None).await;
+    conformance::assert_waits_the_configured_delay(server.addr(), &server.label()).await;
+    let Stopped { status, log } = server.stop().await;
+    assert!(status.success(), "{status}: {log}");
 }
 
 /// Off a terminal (here stderr is a pipe), the log lines carry no ANSI colour codes.

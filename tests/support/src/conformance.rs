@@ -346,6 +346,28 @@ impl fmt::Display for Report {
 /// Slack above the delay for an answer that waits: scheduling on a busy 2-core machine.
 pub const LATE: Duration = Duration::from_secs(2);
 
+/// A delay to configure a host with, to check it waits the one it is given, once: three times
+/// the default, so an answer after the default is too early, and more than [`EXACT`] over it, so
+/// an answer after twice the delay is too late.
+pub const CONFIGURED_DELAY: Duration = Duration::from_millis(1500);
+
+/// Slack above [`CONFIGURED_DELAY`] for one request on its own.
+const EXACT: Duration = Duration::from_secs(1);
+
+/// Asks a host configured with [`CONFIGURED_DELAY`] for `/hello/patient`: its greeting, after
+/// that delay and under [`EXACT`] more.
+pub async fn assert_waits_the_configured_delay(addr: SocketAddr, label: &str) {
+    let answer = client::get(addr, "/hello/patient").await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "on {label}");
+    assert_eq!(answer.text(), "<h1>hello, patient!</h1>", "on {label}");
+    let (delay, elapsed) = (CONFIGURED_DELAY, answer.elapsed);
+    assert!(
+        elapsed >= delay && elapsed < delay + EXACT,
+        "on {label}, took {elapsed:?} with a {delay:?} delay; want {delay:?} to {:?}",
+        delay + EXACT
+    );
+}
+
 /// How long after its answer a guest may still log a failure (a trap once the response is out).
 const SETTLE: Duration = Duration::from_millis(300);
 

@@ -129,14 +129,12 @@ impl Process {
         let found = tokio::select! {
             found = self.log.find(timeout, &find) => found,
             status = self.child.wait() => {
+                let status = status.unwrap();
                 // The last lines may still be on their way.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.await;
-                }
+                self.last_output(status).await;
                 panic!(
-                    "{} exited with {} before {what}:\n{}",
+                    "{} exited with {status} before {what}:\n{}",
                     self.name,
-                    status.unwrap(),
                     self.log.text()
                 );
             }
@@ -153,10 +151,27 @@ impl Process {
     /// Waits for it to exit and for the last of its output; how it exited.
     pub async fn wait(&mut self) -> ExitStatus {
         let status = self.child.wait().await.expect("wait for the process");
-        for reader in self.readers.drain(..) {
-            let _ = reader.await;
-        }
+        self.last_output(status).await;
         status
+    }
+
+    /// Waits for the last of its output once it has exited with `status`; panics, with its log,
+    /// if the output stays open: something it started outlived it and holds it (the group is
+    /// killed when the process is dropped).
+    async fn last_output(&mut self, status: ExitStatus) {
+        const WITHIN: Duration = Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        for reader in self.readers.drain(..) {
+            if tokio::time::timeout_at(deadline, reader).await.is_ok() {
+                continue;
+            }
+            panic!(
+                "{} exited with {status}, but its output was still open {WITHIN:?} later: a \
+                 process it started outlived it:\n{}",
+                self.name,
+                self.log.text()
+            );
+        }
     }
 
     /// Sends it a signal.
@@ -193,9 +208,7 @@ impl Process {
                 )
             })
             .unwrap();
-        for reader in self.readers.drain(..) {
-            let _ = reader.await;
-        }
+        self.last_output(status).await;
         status
     }
 
