@@ -81,7 +81,10 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
     for r in results:
         ideal = f"{r.rps / r.ideal:.3f}" if r.ideal else "–"
         p99_d = f"{r.p99_ms / r.delay_ms:.3f}" if r.delay_ms else "–"
-        if not r.delay_ms:
+        # No process left to read a size from: the server had exited by the end of the run.
+        exited = r.peak_rss == 0
+        peak = "– (it had exited)" if exited else f"{r.peak_rss / 2**20:.1f} MiB"
+        if not r.delay_ms or exited:
             per_conn = "–"
         elif r.streams != r.connections:
             per_conn = f"{(r.peak_rss - r.idle_rss) / r.streams / 1024:.1f} KiB a stream"
@@ -90,7 +93,7 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         lines.append(
             f"| {LABELS[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
             f"{r.p99_ms:.1f} ms | {p99_d} | {_errors(r.error_kinds)} | {describe(r.limit)} | "
-            f"{r.peak_rss / 2**20:.1f} MiB | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
+            f"{peak} | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
             f"{'† (measured ' + str(r.runs) + '×)' if r.load_bound else '–'} |")
     measured = [s for s in SCENARIOS if any(r.scenario == s.name for r in results)]
     cells = {s.name: [ratio(find(results, a, s.name), find(results, b, s.name)) for _, a, b in RATIOS]
