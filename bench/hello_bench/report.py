@@ -45,6 +45,12 @@ def _errors(kinds: dict) -> str:
     return f"{total}" + (f" ({', '.join(f'{k} {v}' for k, v in kinds.items())})" if total else "")
 
 
+def _peak(r: Result) -> str:
+    """The peak RSS cell: none when no process was left to read it from, the server having exited
+    by the end of the run."""
+    return "– (it had exited)" if r.peak_rss == 0 else f"{r.peak_rss / 2**20:.1f} MiB"
+
+
 def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) -> str:
     lines = [
         "# hello-edge benchmark",
@@ -81,10 +87,8 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
     for r in results:
         ideal = f"{r.rps / r.ideal:.3f}" if r.ideal else "–"
         p99_d = f"{r.p99_ms / r.delay_ms:.3f}" if r.delay_ms else "–"
-        # No process left to read a size from: the server had exited by the end of the run.
-        exited = r.peak_rss == 0
-        peak = "– (it had exited)" if exited else f"{r.peak_rss / 2**20:.1f} MiB"
-        if not r.delay_ms or exited:
+        # Less than before the run: the server, or a process of it, had exited by its end.
+        if not r.delay_ms or r.peak_rss < r.idle_rss:
             per_conn = "–"
         elif r.streams != r.connections:
             per_conn = f"{(r.peak_rss - r.idle_rss) / r.streams / 1024:.1f} KiB a stream"
@@ -93,7 +97,7 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         lines.append(
             f"| {LABELS[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
             f"{r.p99_ms:.1f} ms | {p99_d} | {_errors(r.error_kinds)} | {describe(r.limit)} | "
-            f"{peak} | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
+            f"{_peak(r)} | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
             f"{'† (measured ' + str(r.runs) + '×)' if r.load_bound else '–'} |")
     measured = [s for s in SCENARIOS if any(r.scenario == s.name for r in results)]
     cells = {s.name: [ratio(find(results, a, s.name), find(results, b, s.name)) for _, a, b in RATIOS]
@@ -143,7 +147,7 @@ def sweep_markdown(sweep: list[Result]) -> str:
         per_request = f"{r.server_cpu / r.rps * 1e6:.1f} µs" if r.rps else "–"
         lines.append(
             f"| {concurrency:,} | {reuse:,} | {instances:,} | {r.rps:,.0f} | {r.rps / r.ideal:.3f} | "
-            f"{r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | {_errors(r.error_kinds)} | {r.peak_rss / 2**20:.1f} MiB | "
+            f"{r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | {_errors(r.error_kinds)} | {_peak(r)} | "
             f"{r.server_cpu:.2f}, {r.load_cpu:.2f} | {per_request} | {'†' if r.load_bound else '–'} |")
     lines.append("")
     return "\n".join(lines)

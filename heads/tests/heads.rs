@@ -182,6 +182,7 @@ async fn shows_the_native_servers_headers() {
 async fn heads<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_hello-edge-heads"))
         .args(args)
+        .kill_on_drop(true)
         .output();
     tokio::time::timeout(Duration::from_secs(10), out)
         .await

@@ -1,6 +1,7 @@
-//! The `hello-edge` binary's command line and logs, as a user meets them: bad values are refused
-//! with a message that quotes them (and nothing panics), logs carry no colour codes off a
-//! terminal, and `--log-format json` writes one JSON object per line.
+//! The `hello-edge` binary's command line, environment and logs, as a user meets them: bad
+//! values are refused with a message that quotes them (and nothing panics), the delay comes from
+//! the environment, logs carry no colour codes off a terminal, and `--log-format json` writes one
+//! JSON object per line.
 
 use std::path::Path;
 use std::process::Output;

@@ -79,7 +79,7 @@ fn checks(root: &Path) -> Vec<Vec<String>> {
         words("cargo clippy --workspace --all-targets -- -D warnings"),
         wasm_clippy,
         words("cargo test --workspace"),
-        // The benchmark's parsers, on what its tools print.
+        // The benchmark's parsers, on what its tools print, and its table.
         words("target/tools/bin/pytest -c bench/pytest.ini bench/tests"),
         // A minute of the core's invariants on arbitrary requests.
         words("cargo +nightly fuzz run respond -- -max_total_time=60"),

@@ -291,21 +291,31 @@ async fn spin_4_0_refuses_the_wasi_0_3_component_clearly() {
         support::spin::manifest_for(&manifest, &WASIP3.wasm()),
     )
     .unwrap();
-    let mut command = tokio::process::Command::new(support::tools::spin_4_0());
+    let mut command = tokio::process::Command::new(V4_0::binary());
     command
         .arg("up")
         .arg("-f")
         .arg(&file)
         .args(["--listen", "127.0.0.1:0"])
         .env("SPIN_DATA_DIR", dir.join("data"));
-    // Its own process group: if it served after all, the trigger it starts is killed with it.
-    let mut spin = Process::spawn("spin up 4.0.2", &mut command);
-    let status = tokio::time::timeout(Duration::from_secs(60), spin.wait()).await;
-    let log = spin.log().text();
-    assert!(
-        status.is_ok_and(|status| !status.success()) && !log.contains("Serving http://"),
-        "Spin 4.0 served the WASI 0.3 component, or did not exit within 60 s:\n{log}"
+    let label = format!(
+        "spin up {}, {}",
+        support::tools::pinned_version(V4_0::TOOL),
+        manifest.file
     );
+    // Its own process group: if it serves after all, the trigger it starts is killed with it.
+    let mut spin = Process::spawn(label.clone(), &mut command);
+    let output = spin.log().clone();
+    let serving = |line: &str| line.contains("Serving http://").then_some(());
+    let exited = tokio::select! {
+        status = spin.wait() => Some(status),
+        _ = output.find(Duration::from_secs(60), serving) => None,
+    };
+    let log = spin.log().text();
+    match exited {
+        Some(status) => assert!(!status.success(), "{label} exited {status}:\n{log}"),
+        None => panic!("{label} served the WASI 0.3 component, or ran on for 60 s:\n{log}"),
+    }
     assert!(
         log.contains(
             "component imports instance `wasi:http/types@0.3.0`, but a matching implementation \

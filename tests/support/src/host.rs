@@ -106,12 +106,15 @@ pub async fn wait_until_ready(addr: SocketAddr, process: &mut Process, timeout: 
         {
             return;
         }
-        assert!(
-            process.is_running(),
-            "{} exited before it answered on {addr}:\n{}",
-            process.name(),
-            process.log().text()
-        );
+        if !process.is_running() {
+            // Its last lines, which say why, may still be on their way.
+            let status = process.wait().await;
+            panic!(
+                "{} exited with {status} before it answered on {addr}:\n{}",
+                process.name(),
+                process.log().text()
+            );
+        }
         assert!(
             started.elapsed() < timeout,
             "{} did not answer GET {} on {addr} within {timeout:?}:\n{}",

@@ -12,6 +12,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+/// How long the output of a process that has exited may stay open: a pipe still open after it
+/// is held by something the process started.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(5);
+
 /// What a process (or a host) has written so far: stdout and stderr, line by line, in the order
 /// the lines arrived. Cloning shares it.
 #[derive(Debug, Clone, Default)]
@@ -148,29 +152,30 @@ impl Process {
         })
     }
 
-    /// Waits for it to exit and for the last of its output; how it exited.
+    /// Waits for it to exit and for the last of its output ([`Process::last_output`]); how it
+    /// exited.
     pub async fn wait(&mut self) -> ExitStatus {
         let status = self.child.wait().await.expect("wait for the process");
         self.last_output(status).await;
         status
     }
 
-    /// Waits for the last of its output once it has exited with `status`; panics, with its log,
-    /// if the output stays open: something it started outlived it and holds it (the group is
-    /// killed when the process is dropped).
+    /// Waits up to [`OUTPUT_AFTER_EXIT`] for the last of its output once it has exited with
+    /// `status`; panics, with its log, if the output stays open: something it started outlived it
+    /// and holds it (the group is killed when the process is dropped). A reader is let go only
+    /// once it has ended, so a wait cut short leaves the rest for the next.
     async fn last_output(&mut self, status: ExitStatus) {
-        const WITHIN: Duration = Duration::from_secs(5);
-        let deadline = tokio::time::Instant::now() + WITHIN;
-        for reader in self.readers.drain(..) {
-            if tokio::time::timeout_at(deadline, reader).await.is_ok() {
-                continue;
+        let deadline = tokio::time::Instant::now() + OUTPUT_AFTER_EXIT;
+        while let Some(reader) = self.readers.first_mut() {
+            if tokio::time::timeout_at(deadline, reader).await.is_err() {
+                panic!(
+                    "{} exited with {status}, but its output was still open {OUTPUT_AFTER_EXIT:?} \
+                     later: a process it started outlived it:\n{}",
+                    self.name,
+                    self.log.text()
+                );
             }
-            panic!(
-                "{} exited with {status}, but its output was still open {WITHIN:?} later: a \
-                 process it started outlived it:\n{}",
-                self.name,
-                self.log.text()
-            );
+            self.readers.remove(0);
         }
     }
 
@@ -192,8 +197,9 @@ impl Process {
         }
     }
 
-    /// Sends `signal`, waits up to `timeout` for the process to exit and for the last of its
-    /// output, and returns how it exited; panics, with its log, if it does not.
+    /// Sends `signal`, waits up to `timeout` for the process to exit, then for the last of its
+    /// output ([`Process::last_output`]), and returns how it exited; panics, with its log, if it
+    /// does not exit in time.
     pub async fn stop(&mut self, signal: Signal, timeout: Duration) -> ExitStatus {
         if self.is_running() {
             self.signal(signal);
@@ -212,7 +218,7 @@ impl Process {
         status
     }
 
-    /// Stops it with `signal` (waiting up to 20 s), as a host's [`Host::stop`](crate::host::Host)
+    /// Stops it with `signal` (waiting up to 20 s for it to exit), as a host's [`Host::stop`](crate::host::Host)
     /// does: how it exited, and its whole log.
     pub async fn stopped(&mut self, signal: Signal) -> crate::host::Stopped {
         let status = self.stop(signal, Duration::from_secs(20)).await;
