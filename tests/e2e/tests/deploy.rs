@@ -345,7 +345,9 @@ async fn native_image_as_the_deployment_runs_it(
     assert_eq!(failed, 0, "the container hit its memory limit");
 
     // SIGTERM, as the kubelet sends it after the preStop pause, while clients still arrive:
-    // every connection it accepted is answered, and it exits 0.
+    // every connection it accepted is answered, and it exits 0. Only what it logs from here on
+    // is about these clients: the ports of the connections before may come round again.
+    let mark = running.log().mark();
     let arrivals = conformance::arrive_through_a_stop(
         addr,
         300,
@@ -360,7 +362,7 @@ async fn native_image_as_the_deployment_runs_it(
     conformance::assert_answered_through_a_stop(
         "native image, SIGTERM while 300 clients arrive",
         &arrivals,
-        &log,
+        &running.log().since(mark),
     );
     assert!(exit.success(), "exit status {exit} after SIGTERM:\n{log}");
 
@@ -424,7 +426,7 @@ async fn spinkube_image_on_the_spin_shim(containerd: &Containerd, registry: &Reg
             answered += 1;
         }
     }
-    eprintln!("SpinKube image, SIGTERM: exit {exit} after {took:?}, {answered} of 20 answered");
+    eprintln!("SpinKube image, SIGTERM: {exit} after {took:?}, {answered} of 20 answered");
     assert!(exit.success(), "exit status {exit} after SIGTERM");
     assert_eq!(
         answered, 0,
@@ -453,7 +455,7 @@ async fn wasip3_image_refused_by_the_spin_shim(containerd: &Containerd, registry
     let output = app.log().text();
     let log = containerd.log().since(mark);
     eprintln!(
-        "WASI 0.3 SpinKube image on the shim: exit {exit}, saying:\n{}",
+        "WASI 0.3 SpinKube image on the shim: {exit}, saying:\n{}",
         log.lines()
             .filter(|line| line.contains("wasi:http"))
             .collect::<Vec<_>>()
