@@ -52,9 +52,9 @@ async fn a_thousand_requests_overlap() {
 /// server up, and `run` returns having drained.
 #[tokio::test]
 async fn shutdown_drains_requests_in_flight() {
-    let delay = Duration::from_millis(1000);
+    let delay = Delay::from_millis(1000).unwrap();
     let mut server = NativeServer::start(ServerConfig {
-        app: Config::with_delay(Delay::from_millis(1000).unwrap()),
+        app: Config::with_delay(delay),
         ..ServerConfig::default()
     })
     .await;
@@ -90,6 +90,7 @@ async fn shutdown_drains_requests_in_flight() {
     }
     let outcome = server.finished(Duration::from_secs(5)).await;
     assert_eq!(outcome, Shutdown::Drained);
+    let delay = delay.as_duration();
     assert!(started.elapsed() >= delay);
     assert!(
         started.elapsed() < delay + Duration::from_secs(2),

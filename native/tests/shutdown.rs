@@ -7,29 +7,22 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::conformance;
+use support::conformance::{self, Arrivals};
 use support::host::{Host, NativeBinary, Stopped};
 use support::process::raise_open_file_limit;
 
-/// 300 clients connect one every 2 ms, each sending its request 30 ms after it connected, and
-/// SIGTERM comes 200 ms in: some have connected and not yet sent, some are sending, the later
-/// ones find the listener closed. Every client the server accepted is answered, with
-/// `connection: close`, and the server exits 0.
+/// Clients arrive as in a rollout (`Arrivals::WHILE_CLIENTS_ARRIVE`: 300, one every 2 ms, each
+/// sending its request 30 ms after it connected), and SIGTERM comes 200 ms in: some have
+/// connected and not yet sent, some are sending, the later ones find the listener closed. Every
+/// client the server accepted is answered, with `connection: close`, and the server exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_every_connection_it_accepted_while_clients_arrive() {
     raise_open_file_limit(2048);
     let mut server = binary(&["--delay-ms", "500"]).await;
     let addr = server.addr();
     let signal = server.process().signal_later(Signal::SIGTERM);
-    let arrivals = conformance::arrive_through_a_stop(
-        addr,
-        300,
-        Duration::from_millis(2),
-        Duration::from_millis(30),
-        Duration::from_millis(200),
-        signal,
-    )
-    .await;
+    let arrivals =
+        conformance::arrive_through_a_stop(addr, Arrivals::WHILE_CLIENTS_ARRIVE, signal).await;
     let Stopped { status, log } = server.stop().await;
     conformance::assert_answered_through_a_stop("SIGTERM while 300 arrive", &arrivals, &log);
     assert!(status.success(), "exit status {status}:\n{log}");
@@ -43,15 +36,13 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
     let mut server = binary(&["--delay-ms", "500", "--max-connections", "20"]).await;
     let addr = server.addr();
     let signal = server.process().signal_later(Signal::SIGTERM);
-    let arrivals = conformance::arrive_through_a_stop(
-        addr,
-        60,
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::from_millis(250),
-        signal,
-    )
-    .await;
+    let at_once = Arrivals {
+        count: 60,
+        pace: Duration::ZERO,
+        send_after: Duration::ZERO,
+        stop_after: Duration::from_millis(250),
+    };
+    let arrivals = conformance::arrive_through_a_stop(addr, at_once, signal).await;
     let Stopped { status, log } = server.stop().await;
     let answered =
         conformance::assert_answered_through_a_stop("SIGTERM at the cap", &arrivals, &log);

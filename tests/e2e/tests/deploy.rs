@@ -350,10 +350,7 @@ async fn native_image_as_the_deployment_runs_it(
     let mark = running.log().mark();
     let arrivals = conformance::arrive_through_a_stop(
         addr,
-        300,
-        Duration::from_millis(2),
-        Duration::from_millis(30),
-        Duration::from_millis(200),
+        conformance::Arrivals::WHILE_CLIENTS_ARRIVE,
         running.kill_later("SIGTERM"),
     )
     .await;

@@ -767,18 +767,46 @@ impl Arrival {
     }
 }
 
-/// `count` clients arrive at `addr` one every `pace`, each sending `GET /hello/c{i}` over
-/// HTTP/1.1 `send_after` once connected, and reading until the server closes; `stop` runs
-/// `stop_after` after the first one set out. Returns what each saw, once all are done.
+/// How clients arrive at a server that is stopped meanwhile ([`arrive_through_a_stop`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals {
+    /// How many clients.
+    pub count: usize,
+    /// One sets out every `pace`.
+    pub pace: Duration,
+    /// Each sends its request this long after it has connected.
+    pub send_after: Duration,
+    /// The stop comes this long after the first one set out.
+    pub stop_after: Duration,
+}
+
+impl Arrivals {
+    /// A stop as it comes in a rollout, and as the lost requests were first seen: 300 clients
+    /// arriving over 0.6 s, SIGTERM 200 ms in, when some have connected and not yet sent, some
+    /// are sending, and the later ones find the listener closed.
+    pub const WHILE_CLIENTS_ARRIVE: Arrivals = Arrivals {
+        count: 300,
+        pace: Duration::from_millis(2),
+        send_after: Duration::from_millis(30),
+        stop_after: Duration::from_millis(200),
+    };
+}
+
+/// Clients arrive at `addr` as `arrivals` says, each sending `GET /hello/c{i}` over HTTP/1.1
+/// and reading until the server closes; `stop` runs when `arrivals` says. Returns what each
+/// saw, once all are done.
 pub async fn arrive_through_a_stop(
     addr: SocketAddr,
-    count: usize,
-    pace: Duration,
-    send_after: Duration,
-    stop_after: Duration,
+    arrivals: Arrivals,
     stop: impl Future<Output = ()>,
 ) -> Vec<Arrival> {
     use tokio::io::AsyncReadExt;
+    let Arrivals {
+        count,
+        pace,
+        send_after,
+        stop_after,
+    } = arrivals;
     let started = tokio::time::Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for i in 0..count {
