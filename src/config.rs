@@ -157,6 +157,54 @@ impl Config {
     }
 }
 
+/// What a host serves with: its [`Config`], or, when a variable it reads holds an invalid value,
+/// that variable's error, which every request then answers 500 naming ([`crate::respond`]). A
+/// host validates once, when it reads its configuration, and hands this to every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settings {
+    /// A valid configuration.
+    Configured(Config),
+    /// A variable holds an invalid value: no request can be served as configured.
+    Misconfigured(VarError),
+}
+
+impl Settings {
+    /// Reads the settings from the process's environment ([`Config::from_env`]).
+    pub fn from_env() -> Settings {
+        Config::from_env().into()
+    }
+
+    /// The settings from the process's environment, read once per process (a component's: once
+    /// per instance, which a host may reuse for later requests, so the host call that copies the
+    /// environment in is not repeated for every request). When they are misconfigured, `log`
+    /// gets [`VarError::log_line`], once, where the operator looks.
+    pub fn from_env_once(log: impl FnOnce(&str)) -> &'static Settings {
+        static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+        SETTINGS.get_or_init(|| {
+            let settings = Settings::from_env();
+            if let Settings::Misconfigured(err) = &settings {
+                log(&err.log_line());
+            }
+            settings
+        })
+    }
+}
+
+impl From<Config> for Settings {
+    fn from(config: Config) -> Settings {
+        Settings::Configured(config)
+    }
+}
+
+impl From<Result<Config, VarError>> for Settings {
+    fn from(read: Result<Config, VarError>) -> Settings {
+        match read {
+            Ok(config) => Settings::Configured(config),
+            Err(err) => Settings::Misconfigured(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +308,19 @@ mod tests {
         assert_eq!(
             bad.log_line(),
             "hello-edge: invalid configuration: HELLO_EDGE_DELAY_MS: delay \"x\" is not a whole number of milliseconds (expected 0 to 60000)\n"
+        );
+    }
+
+    #[test]
+    fn settings_are_the_config_or_its_error() {
+        assert_eq!(
+            Settings::from(Config::default()),
+            Settings::Configured(Config::default())
+        );
+        let bad = Config::from_lookup(|_| Some("x".into()));
+        assert_eq!(
+            Settings::from(bad.clone()),
+            Settings::Misconfigured(bad.unwrap_err())
         );
     }
 }

@@ -1,10 +1,11 @@
-//! Why a request gets no greeting, and the one place that maps each reason to a status.
+//! Why a request gets no greeting: each module's own error, composed ([`RequestError`]), and the
+//! one match that gives each its status and the title its page shows.
 
 use http::StatusCode;
 
-use crate::VarError;
+use crate::config::VarError;
 use crate::head::HeaderLimit;
-use crate::route::MAX_NAME_CHARS;
+use crate::route::NameError;
 
 /// A request the core will not greet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,55 +16,68 @@ pub enum RequestError {
     /// The route exists, but not for this method.
     #[error("this route answers GET and HEAD only")]
     MethodNotAllowed,
-    /// A `%` in the name is not followed by two hex digits.
-    #[error("the name has an invalid percent-encoding (a % must be followed by two hex digits)")]
-    InvalidPercentEncoding,
-    /// The percent-decoded name is not UTF-8.
-    #[error("the name is not valid UTF-8 once percent-decoded")]
-    InvalidUtf8,
-    /// The decoded name holds a control character (such as a NUL or a line break).
-    #[error("the name contains a control character")]
-    ControlCharacter,
-    /// The decoded name is longer than [`MAX_NAME_CHARS`].
-    #[error("the name is longer than {MAX_NAME_CHARS} characters")]
-    NameTooLong,
-    /// The request's header fields are too many or too large (see [`crate::MAX_HEADER_FIELDS`] and the limits beside it).
+    /// The name in `/hello/{name}` cannot be greeted.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The request's header fields are too many or too large (see [`crate::MAX_HEADER_FIELDS`]
+    /// and the limits beside it).
     #[error("the request has {0}")]
-    HeadersTooLarge(HeaderLimit),
+    HeadersTooLarge(#[from] HeaderLimit),
     /// The host's configuration is invalid: no request can be served as configured.
     #[error("the server is misconfigured: {0}")]
     Misconfigured(#[from] VarError),
 }
 
+/// Every status the core answers with: 200 for a page, and each of [`RequestError`]'s. What a
+/// host's metrics label, listed once here.
+pub const STATUSES: [StatusCode; 7] = [
+    StatusCode::OK,
+    StatusCode::BAD_REQUEST,
+    StatusCode::NOT_FOUND,
+    StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::URI_TOO_LONG,
+    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    StatusCode::INTERNAL_SERVER_ERROR,
+];
+
 impl RequestError {
-    /// The status line's code and reason for this error, as its page's heading shows them:
-    /// `404 Not Found`. (Spelt out here rather than read from [`StatusCode`]'s tables, which a
-    /// component would otherwise carry for six statuses.)
-    pub fn title(&self) -> &'static str {
+    /// The status a client sees for this error, and its status line's code and reason as the
+    /// error's page shows them in its heading: `404 Not Found`. (The reason is spelt out here
+    /// rather than read from [`StatusCode`]'s tables, which a component would otherwise carry for
+    /// six statuses.)
+    pub fn status_line(&self) -> (StatusCode, &'static str) {
         match self {
-            RequestError::NotFound => "404 Not Found",
-            RequestError::MethodNotAllowed => "405 Method Not Allowed",
-            RequestError::InvalidPercentEncoding
-            | RequestError::InvalidUtf8
-            | RequestError::ControlCharacter => "400 Bad Request",
-            RequestError::NameTooLong => "414 URI Too Long",
-            RequestError::HeadersTooLarge(_) => "431 Request Header Fields Too Large",
-            RequestError::Misconfigured(_) => "500 Internal Server Error",
+            RequestError::NotFound => (StatusCode::NOT_FOUND, "404 Not Found"),
+            RequestError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed")
+            }
+            RequestError::Name(NameError::TooLong) => {
+                (StatusCode::URI_TOO_LONG, "414 URI Too Long")
+            }
+            RequestError::Name(
+                NameError::InvalidPercentEncoding
+                | NameError::InvalidUtf8
+                | NameError::ControlCharacter,
+            ) => (StatusCode::BAD_REQUEST, "400 Bad Request"),
+            RequestError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "431 Request Header Fields Too Large",
+            ),
+            RequestError::Misconfigured(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            ),
         }
     }
 
     /// The status a client sees for this error.
     pub fn status(&self) -> StatusCode {
-        match self {
-            RequestError::NotFound => StatusCode::NOT_FOUND,
-            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::InvalidPercentEncoding
-            | RequestError::InvalidUtf8
-            | RequestError::ControlCharacter => StatusCode::BAD_REQUEST,
-            RequestError::NameTooLong => StatusCode::URI_TOO_LONG,
-            RequestError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RequestError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.status_line().0
+    }
+
+    /// The heading of this error's page: its [status line](RequestError::status_line).
+    pub fn title(&self) -> &'static str {
+        self.status_line().1
     }
 }
 
@@ -71,24 +85,42 @@ impl RequestError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_error_maps_to_its_status() {
-        let cases = [
+    fn every_error() -> [(RequestError, u16); 8] {
+        [
             (RequestError::NotFound, 404),
             (RequestError::MethodNotAllowed, 405),
-            (RequestError::InvalidPercentEncoding, 400),
-            (RequestError::InvalidUtf8, 400),
-            (RequestError::ControlCharacter, 400),
-            (RequestError::NameTooLong, 414),
-            (RequestError::HeadersTooLarge(HeaderLimit::Total), 431),
+            (NameError::InvalidPercentEncoding.into(), 400),
+            (NameError::InvalidUtf8.into(), 400),
+            (NameError::ControlCharacter.into(), 400),
+            (NameError::TooLong.into(), 414),
+            (HeaderLimit::Total.into(), 431),
             (RequestError::Misconfigured(misconfigured()), 500),
-        ];
-        for (err, status) in cases {
+        ]
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        for (err, status) in every_error() {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
             // The page's heading is the status line's code and canonical reason.
             let code = err.status();
             let line = format!("{} {}", code.as_str(), code.canonical_reason().unwrap());
             assert_eq!(err.title(), line, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn the_list_of_statuses_is_every_one_the_core_gives() {
+        let mut given: Vec<_> = every_error().iter().map(|(err, _)| err.status()).collect();
+        given.push(StatusCode::OK);
+        for status in &given {
+            assert!(STATUSES.contains(status), "{status} is not in STATUSES");
+        }
+        for status in STATUSES {
+            assert!(
+                given.contains(&status),
+                "{status} is in STATUSES, but no answer has it"
+            );
         }
     }
 
@@ -122,10 +154,14 @@ mod tests {
     }
 
     #[test]
-    fn the_length_limit_is_in_the_message() {
+    fn a_name_s_error_is_its_own_message() {
         assert_eq!(
-            RequestError::NameTooLong.to_string(),
+            RequestError::from(NameError::TooLong).to_string(),
             "the name is longer than 100 characters"
+        );
+        assert_eq!(
+            RequestError::from(NameError::InvalidPercentEncoding).to_string(),
+            "the name has an invalid percent-encoding (a % must be followed by two hex digits)"
         );
     }
 }

@@ -29,8 +29,6 @@
 
 use http::header::HOST;
 
-use crate::RequestError;
-
 /// The most header fields a request may have, its authority (`host`) counted as one.
 pub const MAX_HEADER_FIELDS: usize = 100;
 /// The largest one header field may be, in bytes (`name: value` and the line end).
@@ -52,35 +50,18 @@ pub const HOST_ADDED_FIELDS: [&str; 7] = [
     "spin-client-addr",
 ];
 
-/// Which limit on the header fields a request broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which limit on the header fields a request broke: what the request has too much of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderLimit {
     /// More than [`MAX_HEADER_FIELDS`] fields.
+    #[error("more than {MAX_HEADER_FIELDS} header fields")]
     Fields,
     /// One field larger than [`MAX_HEADER_FIELD_BYTES`].
+    #[error("a header field larger than {MAX_HEADER_FIELD_BYTES} bytes")]
     Field,
     /// All fields together larger than [`MAX_HEADER_BYTES`].
+    #[error("header fields larger than {MAX_HEADER_BYTES} bytes in all")]
     Total,
-}
-
-impl std::fmt::Display for HeaderLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HeaderLimit::Fields => write!(f, "more than {MAX_HEADER_FIELDS} header fields"),
-            HeaderLimit::Field => {
-                write!(
-                    f,
-                    "a header field larger than {MAX_HEADER_FIELD_BYTES} bytes"
-                )
-            }
-            HeaderLimit::Total => {
-                write!(
-                    f,
-                    "header fields larger than {MAX_HEADER_BYTES} bytes in all"
-                )
-            }
-        }
-    }
 }
 
 /// A request's header fields as the limits count them: how many, the largest, and all
@@ -124,15 +105,15 @@ impl FieldCount {
 
     /// Whether the fields are within the limits, or which one they break: the count first, then
     /// one field, then all, the first limit a reader meets.
-    pub(crate) fn check(&self) -> Result<(), RequestError> {
+    pub(crate) fn check(&self) -> Result<(), HeaderLimit> {
         if self.count > MAX_HEADER_FIELDS {
-            return Err(RequestError::HeadersTooLarge(HeaderLimit::Fields));
+            return Err(HeaderLimit::Fields);
         }
         if self.largest > MAX_HEADER_FIELD_BYTES {
-            return Err(RequestError::HeadersTooLarge(HeaderLimit::Field));
+            return Err(HeaderLimit::Field);
         }
         if self.total > MAX_HEADER_BYTES {
-            return Err(RequestError::HeadersTooLarge(HeaderLimit::Total));
+            return Err(HeaderLimit::Total);
         }
         Ok(())
     }
@@ -146,7 +127,7 @@ mod tests {
 
     /// The verdict on fields given as names and value lengths, through an [`HeaderMap`] as a
     /// host that parsed them hands them over.
-    fn check_headers(headers: &HeaderMap) -> Result<(), RequestError> {
+    fn check_headers(headers: &HeaderMap) -> Result<(), HeaderLimit> {
         FieldCount::of(
             headers
                 .iter()
@@ -182,7 +163,7 @@ mod tests {
         assert_eq!(check_headers(&headers(&[("x", exact)])), Ok(()));
         assert_eq!(
             check_headers(&headers(&[("x", exact + 1)])),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Field))
+            Err(HeaderLimit::Field)
         );
 
         // The authority is one of the fields counted, sent as `host` or not.
@@ -192,10 +173,7 @@ mod tests {
         let with_host: Vec<_> = [("host", 14)].into_iter().chain(fields.clone()).collect();
         assert_eq!(check_headers(&headers(&with_host)), Ok(()));
         let fields: Vec<_> = (0..=others).map(|_| ("x-n", 1)).collect();
-        assert_eq!(
-            check_headers(&headers(&fields)),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
-        );
+        assert_eq!(check_headers(&headers(&fields)), Err(HeaderLimit::Fields));
     }
 
     #[test]
@@ -206,16 +184,10 @@ mod tests {
         assert_eq!(check_headers(&headers(&fields)), Ok(()));
         // A second host is a field like any other: one more is one too many.
         fields.push(("host", 14));
-        assert_eq!(
-            check_headers(&headers(&fields)),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
-        );
+        assert_eq!(check_headers(&headers(&fields)), Err(HeaderLimit::Fields));
         // And a thousand of them do not pass as one.
         let hosts: Vec<_> = (0..1000).map(|_| ("host", 1)).collect();
-        assert_eq!(
-            check_headers(&headers(&hosts)),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
-        );
+        assert_eq!(check_headers(&headers(&hosts)), Err(HeaderLimit::Fields));
     }
 
     #[test]
@@ -235,10 +207,7 @@ mod tests {
         // One of each is left out, no more: a client's own copies count.
         let mut twice = both.clone();
         twice.push(("spin-full-url", 1));
-        assert_eq!(
-            check_headers(&headers(&twice)),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Fields))
-        );
+        assert_eq!(check_headers(&headers(&twice)), Err(HeaderLimit::Fields));
     }
 
     #[test]
@@ -251,10 +220,7 @@ mod tests {
         with_host.insert(HOST, http::HeaderValue::from_static("example.com:8000"));
         assert_eq!(check_headers(&with_host), Ok(()));
         with_host.insert("d", http::HeaderValue::from_static(""));
-        assert_eq!(
-            check_headers(&with_host),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Total))
-        );
+        assert_eq!(check_headers(&with_host), Err(HeaderLimit::Total));
     }
 
     #[test]
@@ -263,17 +229,14 @@ mod tests {
         let two = headers(&[("a", 7_995), ("b", 7_995)]);
         assert_eq!(check_headers(&two), Ok(()));
         let three = headers(&[("a", 7_995), ("b", 7_995), ("c", 600)]);
-        assert_eq!(
-            check_headers(&three),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Total))
-        );
+        assert_eq!(check_headers(&three), Err(HeaderLimit::Total));
     }
 
     #[test]
     fn a_huge_field_is_refused() {
         assert_eq!(
             check_headers(&headers(&[("x-big", 200_000)])),
-            Err(RequestError::HeadersTooLarge(HeaderLimit::Field))
+            Err(HeaderLimit::Field)
         );
     }
 }

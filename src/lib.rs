@@ -9,28 +9,33 @@
 //!
 //! The crate is laid out as:
 //!
-//! * [`respond`]: the one entry point, from a request's [`Parts`] and the host's configuration
-//!   (valid or not) to a [`Reply`].
+//! * [`respond`]: the one entry point, from a request's [`Parts`] and the host's [`Settings`]
+//!   (its configuration, or why it is invalid) to a [`Reply`].
 //! * `request`: the [`Parts`] of a request, built from an [`http::Request`] or from plain text,
 //!   and its [`MethodClass`].
 //! * `reply`: the [`Reply`], which gives its answer as an [`http::Response`], or as its status,
 //!   fields and body.
-//! * `route`: which [`Route`] a path names and how a name is decoded ([`decode_name`]).
-//! * `head`: the limits on header fields, the same on every host.
-//! * `error`: why a request is refused ([`RequestError`]) and the one mapping to a status.
-//! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host.
+//! * `route`: which [`Route`] a path names, and how a name is decoded ([`decode_name`]) or why
+//!   it cannot be ([`NameError`]).
+//! * `head`: the limits on header fields, the same on every host, and which one a request broke
+//!   ([`HeaderLimit`]).
+//! * `config`: the delay and its parser ([`Delay::from_millis_str`]), shared by every host, a
+//!   variable's error ([`VarError`]), and the [`Settings`] a host serves with.
+//! * `error`: each module's error composed into [`RequestError`], the one mapping to a status,
+//!   and every status the core gives ([`STATUSES`]).
 //!
 //! A host's whole job, minus the I/O:
 //!
 //! ```
 //! use std::time::Duration;
-//! use hello_edge::{Config, Parts, respond};
+//! use hello_edge::{Config, Parts, Settings, respond};
 //!
+//! let settings = Settings::from(Config::default());
 //! let request = http::Request::get("/hello/%E5%BC%A0%E4%B8%89").body(()).unwrap();
-//! let reply = respond(&Ok(Config::default()), Parts::from(&request));
+//! let reply = respond(&settings, Parts::from(&request));
 //! assert_eq!(reply.response().status(), 200);
 //! assert_eq!(reply.response().body().as_ref(), "<h1>hello, 张三!</h1>".as_bytes());
-//! assert_eq!(reply.delay, Duration::from_millis(500)); // the host sleeps this, then sends
+//! assert_eq!(reply.delay(), Duration::from_millis(500)); // the host sleeps this, then sends
 //! ```
 
 mod config;
@@ -40,25 +45,24 @@ mod reply;
 mod request;
 mod route;
 
-pub use config::{Config, ConfigError, Delay, VarError};
-pub use error::RequestError;
+pub use config::{Config, ConfigError, Delay, Settings, VarError};
+pub use error::{RequestError, STATUSES};
 pub use head::{
     HOST_ADDED_FIELDS, HeaderLimit, MAX_HEADER_BYTES, MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS,
 };
 pub use reply::{ALLOWED_METHODS, CONTENT_SECURITY_POLICY_VALUE, Reply, TEXT_HTML};
 pub use request::{MethodClass, Parts};
-pub use route::{HEALTH_PATH, MAX_NAME_CHARS, Route, decode_name};
-
-use std::time::Duration;
+pub use route::{HEALTH_PATH, MAX_NAME_CHARS, NameError, Route, decode_name};
 
 use std::borrow::Cow;
+use std::time::Duration;
 
-/// Decides the answer to a request, under the host's configuration as it read it.
+/// Decides the answer to a request, under the host's settings as it read them.
 ///
 /// In this order, so every host answers alike:
 ///
-/// 1. a configuration that is invalid (a variable with a bad value) answers 500 naming the
-///    variable, whatever the request;
+/// 1. settings that are invalid (a variable with a bad value) answer 500 naming the variable,
+///    whatever the request;
 /// 2. header fields past the limits answer 431, whatever the route;
 /// 3. a path that names no route answers 404, whatever the method;
 /// 4. a method other than `GET` and `HEAD` answers 405 with `Allow`;
@@ -67,20 +71,19 @@ use std::borrow::Cow;
 ///    on `/healthz` at once.
 ///
 /// Every refusal answers at once.
-pub fn respond(config: &Result<Config, VarError>, request: Parts<'_>) -> Reply {
+pub fn respond(settings: &Settings, request: Parts<'_>) -> Reply {
     let method = request.method;
-    let config = match config {
-        Ok(config) => config,
-        Err(err) => {
-            return Reply::error(&RequestError::Misconfigured(err.clone()), method, None);
+    let config = match settings {
+        Settings::Configured(config) => config,
+        Settings::Misconfigured(err) => {
+            return Reply::error(&err.clone().into(), method, None);
         }
     };
-    if let Err(err) = request.fields.check() {
-        return Reply::error(&err, method, None);
+    if let Err(limit) = request.fields.check() {
+        return Reply::error(&limit.into(), method, None);
     }
-    let route = match Route::from_path(request.path) {
-        Ok(route) => route,
-        Err(err) => return Reply::error(&err, method, None),
+    let Some(route) = Route::from_path(request.path) else {
+        return Reply::error(&RequestError::NotFound, method, None);
     };
     if method == MethodClass::Other {
         return Reply::error(&RequestError::MethodNotAllowed, method, Some(route.name()));
@@ -93,7 +96,7 @@ pub fn respond(config: &Result<Config, VarError>, request: Parts<'_>) -> Reply {
     };
     match page {
         Ok((page, delay)) => Reply::page(page, delay, method, route.name()),
-        Err(err) => Reply::error(&err, method, Some(route.name())),
+        Err(err) => Reply::error(&err.into(), method, Some(route.name())),
     }
 }
 
@@ -118,7 +121,7 @@ mod tests {
 
     fn call(method: &Method, path: &str) -> Reply {
         respond(
-            &Ok(Config::default()),
+            &Config::default().into(),
             Parts::new(method.as_str(), path, []),
         )
     }
@@ -128,7 +131,7 @@ mod tests {
         let fields = headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.len()));
-        respond(&Ok(*config), Parts::new(method.as_str(), path, fields))
+        respond(&(*config).into(), Parts::new(method.as_str(), path, fields))
     }
 
     fn body(reply: &Reply) -> String {
@@ -149,7 +152,7 @@ mod tests {
         assert_eq!(body(&reply), "<h1>Index</h1>");
         assert_eq!(header(&reply, "content-type"), "text/html; charset=utf-8");
         assert_eq!(header(&reply, "content-length"), "14");
-        assert_eq!(reply.delay, Duration::from_millis(500));
+        assert_eq!(reply.delay(), Duration::from_millis(500));
     }
 
     #[test]
@@ -158,7 +161,7 @@ mod tests {
         assert_eq!(reply.response().status(), StatusCode::OK);
         assert_eq!(body(&reply), "<h1>hello, world!</h1>");
         assert_eq!(header(&reply, "content-type"), TEXT_HTML);
-        assert_eq!(reply.delay, Duration::from_millis(500));
+        assert_eq!(reply.delay(), Duration::from_millis(500));
     }
 
     #[test]
@@ -166,8 +169,8 @@ mod tests {
         let reply = get("/healthz");
         assert_eq!(reply.response().status(), StatusCode::OK);
         assert_eq!(body(&reply), "<h1>ok</h1>");
-        assert_eq!(reply.delay, Duration::ZERO);
-        assert_eq!(call(&Method::HEAD, "/healthz").delay, Duration::ZERO);
+        assert_eq!(reply.delay(), Duration::ZERO);
+        assert_eq!(call(&Method::HEAD, "/healthz").delay(), Duration::ZERO);
         let reply = call(&Method::POST, "/healthz");
         assert_eq!(reply.response().status(), StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -176,7 +179,7 @@ mod tests {
     fn the_delay_comes_from_the_config() {
         let config = Config::with_delay(Delay::from_millis(20).unwrap());
         let reply = with_headers(&config, &Method::GET, "/hello/x", &HeaderMap::new());
-        assert_eq!(reply.delay, Duration::from_millis(20));
+        assert_eq!(reply.delay(), Duration::from_millis(20));
     }
 
     #[test]
@@ -216,7 +219,7 @@ mod tests {
                 get.response().headers(),
                 "{path}"
             );
-            assert_eq!(head.delay, get.delay, "{path}");
+            assert_eq!(head.delay(), get.delay(), "{path}");
             assert!(head.response().body().is_empty(), "{path}");
             assert!(!head.has_body() && get.has_body(), "{path}");
         }
@@ -235,7 +238,7 @@ mod tests {
                 let reply = call(&method, path);
                 assert_eq!(reply.response().status(), StatusCode::METHOD_NOT_ALLOWED);
                 assert_eq!(header(&reply, "allow"), "GET, HEAD");
-                assert_eq!(reply.delay, Duration::ZERO);
+                assert_eq!(reply.delay(), Duration::ZERO);
             }
         }
     }
@@ -248,7 +251,7 @@ mod tests {
             assert_eq!(header(&reply, "content-type"), TEXT_HTML);
             assert!(body(&reply).starts_with("<h1>404 Not Found</h1>"));
             assert!(!reply.response().headers().contains_key("allow"));
-            assert_eq!(reply.delay, Duration::ZERO);
+            assert_eq!(reply.delay(), Duration::ZERO);
         }
     }
 
@@ -263,7 +266,7 @@ mod tests {
             let reply = get(path);
             assert_eq!(reply.response().status().as_u16(), status, "{path}");
             assert!(body(&reply).contains(says), "{path}: {}", body(&reply));
-            assert_eq!(reply.delay, Duration::ZERO);
+            assert_eq!(reply.delay(), Duration::ZERO);
         }
         let reply = get(&format!("/hello/{}", "a".repeat(101)));
         assert_eq!(reply.response().status(), StatusCode::URI_TOO_LONG);
@@ -274,17 +277,17 @@ mod tests {
     fn a_misconfigured_host_answers_500_naming_the_variable() {
         let request = Request::get("/hello/x").body(()).unwrap();
         let config = Config::from_lookup(|_| Some("soon".into()));
-        let reply = respond(&config, Parts::from(&request));
+        let reply = respond(&config.clone().into(), Parts::from(&request));
         assert_eq!(reply.response().status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             body(&reply).contains("HELLO_EDGE_DELAY_MS"),
             "{}",
             body(&reply)
         );
-        assert_eq!(reply.delay, Duration::ZERO);
+        assert_eq!(reply.delay(), Duration::ZERO);
 
         let config = Config::from_lookup(|_| None);
-        let reply = respond(&config, Parts::from(&request));
+        let reply = respond(&config.clone().into(), Parts::from(&request));
         assert_eq!(body(&reply), "<h1>hello, x!</h1>");
     }
 
@@ -301,7 +304,7 @@ mod tests {
             ("GET", "/nope"),
             ("HEAD", "/hello/%ZZ"),
         ] {
-            let reply = respond(&config, Parts::new(method, path, big));
+            let reply = respond(&config.clone().into(), Parts::new(method, path, big));
             assert_eq!(
                 reply.status(),
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -340,7 +343,7 @@ mod tests {
                 "{path}"
             );
             assert!(body(&reply).contains("larger than 8192 bytes"), "{path}");
-            assert_eq!(reply.delay, Duration::ZERO);
+            assert_eq!(reply.delay(), Duration::ZERO);
         }
     }
 
@@ -350,17 +353,17 @@ mod tests {
             .header("user-agent", "test")
             .body(())
             .unwrap();
-        let reply = respond(&Ok(Config::default()), Parts::from(&request));
+        let reply = respond(&Config::default().into(), Parts::from(&request));
         assert_eq!(body(&reply), "<h1>hello, there!</h1>");
         let request = Request::head("/").body(()).unwrap();
-        let reply = respond(&Ok(Config::default()), Parts::from(&request));
+        let reply = respond(&Config::default().into(), Parts::from(&request));
         assert_eq!(reply.response().status(), StatusCode::OK);
         assert!(reply.response().body().is_empty());
     }
 
     #[test]
     fn plain_parts_are_answered_as_a_request_is() {
-        let config = Ok(Config::default());
+        let config = Settings::from(Config::default());
         let fields = [("host", 14), ("user-agent", 10)];
         for (method, target) in [
             (Method::GET, "/hello/there?x=1"),
@@ -380,7 +383,7 @@ mod tests {
             assert_eq!(parts.response().status(), whole.response().status());
             assert_eq!(parts.response().headers(), whole.response().headers());
             assert_eq!(parts.response().body(), whole.response().body());
-            assert_eq!(parts.delay, whole.delay);
+            assert_eq!(parts.delay(), whole.delay());
         }
         let big = [("x-big", MAX_HEADER_FIELD_BYTES)];
         let reply = respond(&config, Parts::new("GET", "/", big));
@@ -424,7 +427,7 @@ mod tests {
     #[test]
     fn error_pages_escape_what_they_quote() {
         let config = Config::from_lookup(|_| Some("<b>".into()));
-        let reply = respond(&config, Parts::new("GET", "/", []));
+        let reply = respond(&config.into(), Parts::new("GET", "/", []));
         assert_eq!(reply.response().status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             body(&reply).contains("&quot;&lt;b&gt;&quot;"),

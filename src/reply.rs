@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::RequestError;
+use crate::error::RequestError;
 use crate::request::MethodClass;
 
 /// The content type of every answer.
@@ -43,8 +43,7 @@ const EVERY_ANSWER_NAMES: [HeaderName; 3] = [
 /// [`http::Response`] carries no `Bytes` machinery for it.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    /// How long the host waits before sending the response; zero for errors.
-    pub delay: Duration,
+    delay: Duration,
     status: StatusCode,
     /// The page, also for `HEAD`, whose answer keeps its length but not its body.
     page: Cow<'static, [u8]>,
@@ -104,6 +103,12 @@ impl Reply {
         self.route
     }
 
+    /// How long the host waits before sending the answer: the configured delay for a page,
+    /// zero for the health check and every refusal.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
     /// The status of the answer.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -119,6 +124,15 @@ impl Reply {
         let length = ("content-length", self.page.len().to_string().into());
         let allow = self.allow.then(|| ("allow", ALLOWED_METHODS.into()));
         every.chain(std::iter::once(length)).chain(allow)
+    }
+
+    /// The [fields](Reply::fields) as owned names and values, the list `wasi:http`'s
+    /// `fields.from-list` takes (a name is a `string`, a value a `list<u8>`), for a component to
+    /// hand its binding.
+    pub fn field_list(&self) -> Vec<(String, Vec<u8>)> {
+        self.fields()
+            .map(|(name, value)| (name.to_owned(), value.into_owned().into_bytes()))
+            .collect()
     }
 
     /// Whether the answer has a body to send: every answer but one to `HEAD`, whose head keeps

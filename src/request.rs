@@ -25,6 +25,12 @@ impl MethodClass {
     }
 }
 
+impl From<&str> for MethodClass {
+    fn from(method: &str) -> MethodClass {
+        MethodClass::of(method)
+    }
+}
+
 /// A request's parts, as the core decides on them: the method's class, the path (the target
 /// without its query, which is ignored) and its header fields as the limits count them.
 ///
@@ -41,16 +47,17 @@ pub struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    /// The parts of a request given as text: the method as sent, the request target as sent
-    /// (the path and the query), and each header field as its name and the length of its value.
+    /// The parts of a request given as text: the method as sent (or its class, for a host that
+    /// reads it as a binding's type), the request target as sent (the path and the query), and
+    /// each header field as its name and the length of its value.
     pub fn new<'f>(
-        method: &str,
+        method: impl Into<MethodClass>,
         target: &'a str,
         fields: impl IntoIterator<Item = (&'f str, usize)>,
     ) -> Parts<'a> {
         let path = target.split_once('?').map_or(target, |(path, _query)| path);
         Parts {
-            method: MethodClass::of(method),
+            method: method.into(),
             path,
             fields: FieldCount::of(fields),
         }

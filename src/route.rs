@@ -4,10 +4,25 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 
-use crate::RequestError;
-
 /// The longest name greeted, in characters (Unicode scalar values) after decoding.
 pub const MAX_NAME_CHARS: usize = 100;
+
+/// Why a name in `/hello/{name}` cannot be greeted ([`decode_name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// A `%` in the name is not followed by two hex digits.
+    #[error("the name has an invalid percent-encoding (a % must be followed by two hex digits)")]
+    InvalidPercentEncoding,
+    /// The percent-decoded name is not UTF-8.
+    #[error("the name is not valid UTF-8 once percent-decoded")]
+    InvalidUtf8,
+    /// The decoded name holds a control character (such as a NUL or a line break).
+    #[error("the name contains a control character")]
+    ControlCharacter,
+    /// The decoded name is longer than [`MAX_NAME_CHARS`].
+    #[error("the name is longer than {MAX_NAME_CHARS} characters")]
+    TooLong,
+}
 
 /// A route, as far as the path alone decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +40,16 @@ pub enum Route<'a> {
 pub const HEALTH_PATH: &str = "/healthz";
 
 impl<'a> Route<'a> {
-    /// The route's name, as a host labels what it served: `index`, `hello` or `healthz`.
+    /// Every route's name, in the order of [`Route`]'s variants: what a host's metrics label.
+    pub const NAMES: [&'static str; 3] = ["index", "hello", "healthz"];
+
+    /// The route's name, as a host labels what it served: one of [`Route::NAMES`].
     pub fn name(&self) -> &'static str {
+        let [index, hello, health] = Self::NAMES;
         match self {
-            Route::Index => "index",
-            Route::Hello(_) => "hello",
-            Route::Health => "healthz",
+            Route::Index => index,
+            Route::Hello(_) => hello,
+            Route::Health => health,
         }
     }
 
@@ -38,17 +57,18 @@ impl<'a> Route<'a> {
     ///
     /// Paths match exactly: `/hello/{name}` takes one non-empty segment, so `/hello/`,
     /// `/hello/a/b` and `/hello/a/` are not found, and neither is any other path.
-    /// An encoded slash (`%2F`) is part of the name, not a separator.
-    pub fn from_path(path: &'a str) -> Result<Route<'a>, RequestError> {
+    /// An encoded slash (`%2F`) is part of the name, not a separator. `None`: no route has
+    /// this path.
+    pub fn from_path(path: &'a str) -> Option<Route<'a>> {
         if path == "/" {
-            return Ok(Route::Index);
+            return Some(Route::Index);
         }
         if path == HEALTH_PATH {
-            return Ok(Route::Health);
+            return Some(Route::Health);
         }
         match path.strip_prefix("/hello/") {
-            Some(name) if !name.is_empty() && !name.contains('/') => Ok(Route::Hello(name)),
-            _ => Err(RequestError::NotFound),
+            Some(name) if !name.is_empty() && !name.contains('/') => Some(Route::Hello(name)),
+            _ => None,
         }
     }
 }
@@ -56,7 +76,7 @@ impl<'a> Route<'a> {
 /// Decodes a name as sent in the path: strict percent-decoding, then UTF-8, then the rules a
 /// greeting has (no control characters, at most [`MAX_NAME_CHARS`] characters). A name with
 /// nothing to decode is returned as it came, borrowed.
-pub fn decode_name(raw: &str) -> Result<Cow<'_, str>, RequestError> {
+pub fn decode_name(raw: &str) -> Result<Cow<'_, str>, NameError> {
     // `percent_decode_str` passes a stray `%` through as it is; a client that sent one
     // has sent a malformed path, and hears so.
     let bytes = raw.as_bytes();
@@ -65,17 +85,17 @@ pub fn decode_name(raw: &str) -> Result<Cow<'_, str>, RequestError> {
             && bytes[i + 1].is_ascii_hexdigit()
             && bytes[i + 2].is_ascii_hexdigit();
         if !valid {
-            return Err(RequestError::InvalidPercentEncoding);
+            return Err(NameError::InvalidPercentEncoding);
         }
     }
     let name = percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| RequestError::InvalidUtf8)?;
+        .map_err(|_| NameError::InvalidUtf8)?;
     if name.chars().any(char::is_control) {
-        return Err(RequestError::ControlCharacter);
+        return Err(NameError::ControlCharacter);
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(RequestError::NameTooLong);
+        return Err(NameError::TooLong);
     }
     Ok(name)
 }
@@ -84,8 +104,8 @@ pub fn decode_name(raw: &str) -> Result<Cow<'_, str>, RequestError> {
 mod tests {
     use super::*;
 
-    fn hello(path: &str) -> Result<String, RequestError> {
-        match Route::from_path(path)? {
+    fn hello(path: &str) -> Result<String, NameError> {
+        match Route::from_path(path).expect("a route") {
             Route::Hello(raw) => decode_name(raw).map(Cow::into_owned),
             Route::Index | Route::Health => panic!("{path} is not a hello path"),
         }
@@ -93,10 +113,16 @@ mod tests {
 
     #[test]
     fn matches_the_two_routes() {
-        assert_eq!(Route::from_path("/"), Ok(Route::Index));
-        assert_eq!(Route::from_path("/healthz"), Ok(Route::Health));
-        assert_eq!(Route::from_path("/hello/world"), Ok(Route::Hello("world")));
-        assert_eq!(Route::from_path("/hello/a%2Fb"), Ok(Route::Hello("a%2Fb")));
+        assert_eq!(Route::from_path("/"), Some(Route::Index));
+        assert_eq!(Route::from_path("/healthz"), Some(Route::Health));
+        assert_eq!(
+            Route::from_path("/hello/world"),
+            Some(Route::Hello("world"))
+        );
+        assert_eq!(
+            Route::from_path("/hello/a%2Fb"),
+            Some(Route::Hello("a%2Fb"))
+        );
     }
 
     #[test]
@@ -106,6 +132,7 @@ mod tests {
             .map(|path| Route::from_path(path).unwrap().name())
             .collect();
         assert_eq!(names, ["index", "hello", "healthz"]);
+        assert_eq!(names, Route::NAMES);
     }
 
     #[test]
@@ -124,11 +151,7 @@ mod tests {
             "/hello//world",
             "*",
         ] {
-            assert_eq!(
-                Route::from_path(path),
-                Err(RequestError::NotFound),
-                "{path:?}"
-            );
+            assert_eq!(Route::from_path(path), None, "{path:?}");
         }
     }
 
@@ -153,7 +176,7 @@ mod tests {
         ] {
             assert_eq!(
                 hello(path),
-                Err(RequestError::InvalidPercentEncoding),
+                Err(NameError::InvalidPercentEncoding),
                 "{path}"
             );
         }
@@ -162,14 +185,14 @@ mod tests {
     #[test]
     fn names_that_are_not_utf8_are_refused() {
         for path in ["/hello/%FF", "/hello/%C3", "/hello/%E5%BC"] {
-            assert_eq!(hello(path), Err(RequestError::InvalidUtf8), "{path}");
+            assert_eq!(hello(path), Err(NameError::InvalidUtf8), "{path}");
         }
     }
 
     #[test]
     fn control_characters_are_refused() {
         for path in ["/hello/%00", "/hello/a%0Ab", "/hello/%7F", "/hello/%C2%85"] {
-            assert_eq!(hello(path), Err(RequestError::ControlCharacter), "{path}");
+            assert_eq!(hello(path), Err(NameError::ControlCharacter), "{path}");
         }
     }
 
@@ -187,7 +210,7 @@ mod tests {
         let too_long = "a".repeat(MAX_NAME_CHARS + 1);
         assert_eq!(
             hello(&format!("/hello/{too_long}")),
-            Err(RequestError::NameTooLong)
+            Err(NameError::TooLong)
         );
     }
 }

@@ -24,9 +24,7 @@
 // On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
 #![cfg(target_family = "wasm")]
 
-use std::sync::OnceLock;
-
-use hello_edge::{Config, Parts, Reply, VarError};
+use hello_edge::{MethodClass, Parts, Reply, Settings};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -45,7 +43,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
             let target = request.path_with_query().unwrap_or_default();
             let fields = request.headers().entries();
             hello_edge::respond(
-                config(),
+                settings(),
                 Parts::new(
                     method(&request.method()),
                     &target,
@@ -56,38 +54,27 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
             )
         };
         drop(request);
-        if !reply.delay.is_zero() {
-            let nanos = u64::try_from(reply.delay.as_nanos()).unwrap_or(u64::MAX);
+        if !reply.delay().is_zero() {
+            let nanos = u64::try_from(reply.delay().as_nanos()).unwrap_or(u64::MAX);
             monotonic_clock::subscribe_duration(nanos).block();
         }
         send(&reply, out);
     }
 }
 
-/// The method as it was sent.
-fn method(method: &Method) -> &str {
+/// The method, as the core tells methods apart: the binding has read it already.
+fn method(method: &Method) -> MethodClass {
     match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Connect => "CONNECT",
-        Method::Options => "OPTIONS",
-        Method::Trace => "TRACE",
-        Method::Patch => "PATCH",
-        Method::Other(other) => other,
+        Method::Get => MethodClass::Get,
+        Method::Head => MethodClass::Head,
+        _ => MethodClass::Other,
     }
 }
 
 /// Sends the answer: the head at once, then the body, if it has one. A client that has left
 /// makes a write fail: the body is dropped unfinished, and the exchange ends there.
 fn send(reply: &Reply, out: ResponseOutparam) {
-    let fields: Vec<_> = reply
-        .fields()
-        .map(|(name, value)| (name.to_owned(), value.into_owned().into_bytes()))
-        .collect();
-    let Ok(headers) = Fields::from_list(&fields) else {
+    let Ok(headers) = Fields::from_list(&reply.field_list()) else {
         let why = "the host refused the answer's header fields".to_owned();
         ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(why))));
         return;
@@ -120,20 +107,12 @@ fn send(reply: &Reply, out: ResponseOutparam) {
     }
 }
 
-/// The configuration, read from the environment once per instance. A WASI 0.2 host makes an
-/// instance per request by default, but may reuse one for the next (`wasmtime serve
-/// --max-instance-reuse-count`); then the host call that copies the environment in is not
-/// repeated for every request.
-fn config() -> &'static Result<Config, VarError> {
-    static CONFIG: OnceLock<Result<Config, VarError>> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let config = Config::from_env();
-        if let Err(err) = &config {
-            // Through the binding, not std's stderr, whose machinery (and its error messages)
-            // would be most of what this component carries beside the core.
-            let line = err.log_line();
-            let _ = wasip2::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
-        }
-        config
+/// The settings, read from the environment once per instance (a WASI 0.2 host makes an instance
+/// per request by default, but may reuse one: `wasmtime serve --max-instance-reuse-count`). A
+/// misconfiguration is logged through the binding, not std's stderr, whose machinery (and its
+/// error messages) would be most of what this component carries beside the core.
+fn settings() -> &'static Settings {
+    Settings::from_env_once(|line| {
+        let _ = wasip2::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
     })
 }

@@ -22,9 +22,7 @@
 // On a non-wasm target (the host's `cargo build --workspace`) the component is empty.
 #![cfg(target_family = "wasm")]
 
-use std::sync::OnceLock;
-
-use hello_edge::{Config, Parts, Reply, VarError};
+use hello_edge::{MethodClass, Parts, Reply, Settings};
 use spin_sdk::wasip3::exports::http::handler::Guest;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
 use spin_sdk::wasip3::{wit_future, wit_stream};
@@ -42,7 +40,7 @@ impl Guest for Component {
             let target = request.get_path_with_query().unwrap_or_default();
             let fields = request.get_headers().copy_all();
             hello_edge::respond(
-                config(),
+                settings(),
                 Parts::new(
                     method(&request.get_method()),
                     &target,
@@ -53,37 +51,26 @@ impl Guest for Component {
             )
         };
         drop(request);
-        if !reply.delay.is_zero() {
-            spin_sdk::time::sleep(reply.delay).await;
+        if !reply.delay().is_zero() {
+            spin_sdk::time::sleep(reply.delay()).await;
         }
         response(&reply)
     }
 }
 
-/// The method as it was sent.
-fn method(method: &Method) -> &str {
+/// The method, as the core tells methods apart: the binding has read it already.
+fn method(method: &Method) -> MethodClass {
     match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Connect => "CONNECT",
-        Method::Options => "OPTIONS",
-        Method::Trace => "TRACE",
-        Method::Patch => "PATCH",
-        Method::Other(other) => other,
+        Method::Get => MethodClass::Get,
+        Method::Head => MethodClass::Head,
+        _ => MethodClass::Other,
     }
 }
 
 /// The answer as `wasi:http` has it: the head, and the page as the contents stream, written once
 /// the host reads it; no contents at all when there is no body (HEAD).
 fn response(reply: &Reply) -> Result<Response, ErrorCode> {
-    let fields: Vec<_> = reply
-        .fields()
-        .map(|(name, value)| (name.to_owned(), value.into_owned().into_bytes()))
-        .collect();
-    let headers = Fields::from_list(&fields).map_err(|err| {
+    let headers = Fields::from_list(&reply.field_list()).map_err(|err| {
         ErrorCode::InternalError(Some(format!("the answer's header fields: {err:?}")))
     })?;
     // No trailers: a dropped writer gives the reader this.
@@ -104,14 +91,7 @@ fn response(reply: &Reply) -> Result<Response, ErrorCode> {
     Ok(response)
 }
 
-/// The configuration, read from the environment once per instance.
-fn config() -> &'static Result<Config, VarError> {
-    static CONFIG: OnceLock<Result<Config, VarError>> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let config = Config::from_env();
-        if let Err(err) = &config {
-            eprint!("{}", err.log_line());
-        }
-        config
-    })
+/// The settings, read from the environment once per instance.
+fn settings() -> &'static Settings {
+    Settings::from_env_once(|line| eprint!("{line}"))
 }

@@ -1,6 +1,7 @@
 //! What must hold for every answer the core gives, whatever the request: checked by the
 //! `proptest` properties (`tests/properties.rs`, every `cargo test`) and by the fuzz target
-//! (`fuzz/fuzz_targets/respond.rs`, `cargo fuzz run respond`), which both include this file.
+//! (`fuzz/fuzz_targets/respond.rs`, `cargo fuzz run respond`), which both depend on this crate
+//! (`hello-edge-invariants`).
 //!
 //! The expected page is computed here independently of the core: its own percent-decoding and
 //! its own HTML escaping, so a bug in the core's is not mirrored. Only the documented limits are
@@ -35,7 +36,7 @@ pub fn check(
             response.status()
         ));
     }
-    check_response(config, method, path, headers, &response, reply.delay)
+    check_response(config, method, path, headers, &response, reply.delay())
 }
 
 /// [`check`] on the response a reply sends and the delay it waits.
