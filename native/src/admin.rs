@@ -20,8 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept::Acceptor;
 use crate::metrics::{self, Metrics};
-use crate::server::Acceptor;
 
 /// The most admin connections served at once; more wait in the listen backlog. A probe and a
 /// scraper need one each.

@@ -6,17 +6,28 @@
 //! each, not a thread.
 //!
 //! * [`server`]: [`server::run`] serves an already-bound listener until a shutdown future
-//!   completes, then drains the requests in flight.
+//!   completes, then drains the requests in flight; it starts the admin listener beside it.
 //! * [`admin`]: the admin listener (liveness and `/metrics`), outside the connection cap, and
 //!   [`metrics`], what it exposes.
+//! * `accept`: accepting under a connection cap and through accept errors, for both listeners.
+//! * `requests`: the count of requests in flight, which the drain and the metrics read.
 //! * [`env`]: the environment variables the binary reads, where a flag is not given.
 //! * [`shutdown_signal`]: the future the binary hands to [`server::run`]: SIGINT or SIGTERM.
+//!
+//! The modules depend one way, each only on those listed after it: `server` on `admin`,
+//! `accept`, `metrics` and `requests`; `admin` on `accept` and `metrics`; `accept` on
+//! `metrics`; `metrics` on `requests`; `requests` on nothing.
 
 pub mod admin;
 pub mod metrics;
 pub mod server;
 
+mod accept;
+mod requests;
+
 pub use server::{ServerConfig, Shutdown, bind, run};
+
+use std::net::SocketAddr;
 
 /// The environment variables the `hello-edge` binary reads where a flag is not given, each named
 /// once here (the flag is the name without `HELLO_EDGE_`, in lower case with dashes).
@@ -36,8 +47,6 @@ pub mod env {
     /// `--log-format`.
     pub const LOG_FORMAT: &str = "HELLO_EDGE_LOG_FORMAT";
 }
-
-use std::net::SocketAddr;
 
 /// The line the `hello-edge` binary prints on stdout once it listens, with the real address
 /// (port 0 picks a free one): `Serving http://127.0.0.1:8000`.

@@ -15,15 +15,18 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::server::Requests;
+use hello_edge::{Route, STATUSES};
+
+use crate::requests::Requests;
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The routes an answer names, as its `route` label says them.
-const ROUTES: [&str; 4] = ["index", "hello", "healthz", "none"];
-/// The statuses the core answers with.
-const STATUSES: [u16; 7] = [200, 400, 404, 405, 414, 431, 500];
+/// The `route` label of an answer whose path named no route, or that was refused before routing.
+const NO_ROUTE: &str = "none";
+
+/// How many `route` labels there are: the core's routes, and [`NO_ROUTE`] after them.
+const ROUTE_LABELS: usize = Route::NAMES.len() + 1;
 
 /// The labels of an answered request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,7 +44,7 @@ pub struct Metrics {
     requests: Family<Answered, Counter>,
     /// The series of `requests` each answer counts in, found once: the family's lookup takes a
     /// lock and a hash of the labels, which every request would otherwise pay.
-    answered: [[OnceLock<Counter>; STATUSES.len()]; ROUTES.len()],
+    answered: [[OnceLock<Counter>; STATUSES.len()]; ROUTE_LABELS],
     duration: Histogram,
     connections: Gauge,
     at_cap_now: Gauge,
@@ -127,11 +130,14 @@ impl Metrics {
     /// Records an answer as it is sent, `elapsed` after its head arrived.
     pub(crate) fn answered(&self, reply: &hello_edge::Reply, elapsed: Duration) {
         let labels = Answered {
-            route: reply.route().unwrap_or("none"),
+            route: reply.route().unwrap_or(NO_ROUTE),
             status: reply.status().as_u16(),
         };
-        let route = ROUTES.iter().position(|route| *route == labels.route);
-        let status = STATUSES.iter().position(|status| *status == labels.status);
+        let route = match reply.route() {
+            Some(name) => Route::NAMES.iter().position(|route| *route == name),
+            None => Some(Route::NAMES.len()),
+        };
+        let status = STATUSES.iter().position(|status| *status == reply.status());
         match (route, status) {
             (Some(route), Some(status)) => self.answered[route][status]
                 .get_or_init(|| self.requests.get_or_create(&labels).clone())

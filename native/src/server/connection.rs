@@ -25,8 +25,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use super::detect::{self, Protocol};
-use super::drain::{self, Requests, Steps};
-use super::{Shared, service};
+use super::drain::Steps;
+use super::service;
+use super::shared::Shared;
+use crate::requests::{self, Requests};
 
 /// How long after it was accepted a connection may still send its first request once the
 /// server drains, at most: a client that connected just before SIGTERM has sent its request, or
@@ -227,8 +229,7 @@ impl Activity {
 
     /// Completes once a request has begun on the connection, or at `deadline`.
     async fn first_request(&self, deadline: Instant) {
-        let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
-        let mut sleep = sleep;
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -273,7 +274,7 @@ impl Activity {
 /// A request in flight on its connection, and on the server while `_server` lives.
 struct InFlight {
     connection: Arc<Activity>,
-    _server: drain::InFlight,
+    _server: requests::InFlight,
 }
 
 impl Drop for InFlight {

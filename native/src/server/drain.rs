@@ -3,45 +3,29 @@
 //!
 //! On tokio-util's primitives: a [`TaskTracker`] knows when every connection task is done, and
 //! two [`CancellationToken`]s say "drain" and "close now". A token stays cancelled once it is,
-//! so a connection that starts after a step, or looks late, still sees it. The drain counts the
-//! requests in flight itself ([`Requests`]), to say how many it cut off; the metrics read that
+//! so a connection that starts after a step, or looks late, still sees it. The drain holds the
+//! count of requests in flight ([`Requests`]), to say how many it cut off; the metrics read that
 //! count.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Shutdown;
 use crate::metrics::Metrics;
+use crate::requests::Requests;
 
-/// The requests in flight on the whole server.
-#[derive(Debug, Default)]
-pub(crate) struct Requests(AtomicUsize);
-
-impl Requests {
-    /// Counts a request in flight until the guard is dropped.
-    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
-    }
-
-    /// How many are in flight now.
-    pub(crate) fn now(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A request in flight, counted until dropped.
-#[derive(Debug)]
-pub(super) struct InFlight(Arc<Requests>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::Relaxed);
-    }
+/// How [`run`](super::run) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Every request in flight was answered within the grace period.
+    Drained,
+    /// The grace period ran out with requests in flight; this many were cut off.
+    GraceExpired {
+        /// The requests cut off.
+        aborted: usize,
+    },
 }
 
 /// The two steps of a shutdown, as a connection watches them.

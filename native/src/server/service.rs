@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::Shared;
+use super::shared::Shared;
 
 /// The target of the access lines: `RUST_LOG=hello_edge_native::access=debug` shows them.
 const ACCESS: &str = "hello_edge_native::access";
@@ -38,8 +38,8 @@ pub(super) fn answer(
     drop(request);
     let shared = Arc::clone(shared);
     async move {
-        if !reply.delay.is_zero() {
-            tokio::time::sleep(reply.delay).await;
+        if !reply.delay().is_zero() {
+            tokio::time::sleep(reply.delay()).await;
         }
         let elapsed = started.elapsed();
         shared.metrics.answered(&reply, elapsed);
