@@ -13,7 +13,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::host::{Host, NativeServer};
+use support::host::Host;
+use support::native::NativeServer;
 use tokio::net::TcpListener;
 use tokio::process::Command;
 

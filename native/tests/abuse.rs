@@ -10,7 +10,8 @@ use hello_edge::{Config, Delay};
 use hello_edge_native::ServerConfig;
 use http::{Method, Request, StatusCode};
 use support::client::{self, Connection, HTTP2_EMPTY_SETTINGS, HTTP2_PREFACE, Protocol};
-use support::host::{Host, NativeBinary, NativeServer, Stopped};
+use support::host::{Host, Stopped};
+use support::native::{NativeBinary, NativeServer};
 use support::process::raise_open_file_limit;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -254,7 +255,7 @@ async fn http2_requests_with_too_many_fields_get_the_core_431() {
 /// once. The cap is logged once, not once per waiting client.
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_wait_their_turn() {
-    let server = binary(&["--max-connections", "2", "--delay-ms", "300"], None).await;
+    let mut server = binary(&["--max-connections", "2", "--delay-ms", "300"], None).await;
     let addr = server.addr();
 
     // Two clients hold the only two slots, idle after one answer each.
@@ -310,7 +311,7 @@ async fn at_the_connection_cap_new_clients_wait_their_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_no_grace_cuts_off_every_request_at_once() {
     raise_open_file_limit(2048);
-    let server = binary(&["--shutdown-grace-secs", "0", "--delay-ms", "5000"], None).await;
+    let mut server = binary(&["--shutdown-grace-secs", "0", "--delay-ms", "5000"], None).await;
     let addr = server.addr();
     let mut waiting = Vec::new();
     for i in 0..500 {

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Output;
 
 use hello_edge_native::env;
-use support::conformance;
-use support::host::{Host, NativeBinary, Stopped};
+use support::host::{Host, Stopped};
+use support::native::NativeBinary;
+use support::scenarios;
 
 /// Runs the binary with these arguments and environment, no stdin, to its end.
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -58,9 +59,9 @@ async fn out_of_range_numbers_are_refused_with_the_value_quoted() {
 #[tokio::test]
 async fn the_delay_comes_from_the_environment() {
     let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
-    let millis = conformance::CONFIGURED_DELAY.as_millis().to_string();
-    let server = NativeBinary::start_with(binary, &[], &[(env::DELAY_MS, &millis)], None).await;
-    conformance::assert_waits_the_configured_delay(server.addr(), &server.label()).await;
+    let millis = scenarios::CONFIGURED_DELAY.as_millis().to_string();
+    let mut server = NativeBinary::start_with(binary, &[], &[(env::DELAY_MS, &millis)], None).await;
+    scenarios::assert_waits_the_configured_delay(server.addr(), &server.label()).await;
     let Stopped { status, log } = server.stop().await;
     assert!(status.success(), "{status}: {log}");
 }
@@ -103,7 +104,7 @@ async fn serve_and_stop(flags: &[&str]) -> String {
         .args(flags)
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG");
-    let server = NativeBinary::from_command(command).await;
+    let mut server = NativeBinary::from_command(command).await;
     let Stopped { status, log } = server.stop().await;
     assert!(status.success(), "{status}: {log}");
     log

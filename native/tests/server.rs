@@ -9,8 +9,10 @@ use hello_edge_native::{ServerConfig, Shutdown};
 use http::{Method, StatusCode};
 use support::client::{self, Connection, HTTP2_EMPTY_SETTINGS, HTTP2_PREFACE, Protocol};
 use support::conformance;
-use support::host::{Host, NativeServer};
+use support::host::Host;
+use support::native::NativeServer;
 use support::process::raise_open_file_limit;
+use support::scenarios;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -38,7 +40,7 @@ async fn a_thousand_requests_overlap() {
     raise_open_file_limit(4096);
     let server = NativeServer::start(ServerConfig::default()).await;
 
-    conformance::assert_overlap(
+    scenarios::assert_overlap(
         server.addr(),
         1000,
         Delay::DEFAULT.as_duration(),

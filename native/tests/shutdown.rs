@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::conformance::{self, Arrivals};
-use support::host::{Host, NativeBinary, Stopped};
+use support::host::{Host, Stopped};
+use support::native::{self, NativeBinary};
 use support::process::raise_open_file_limit;
+use support::scenarios::{self, Arrivals};
 
 /// Clients arrive as in a rollout (`Arrivals::WHILE_CLIENTS_ARRIVE`: 300, one every 2 ms, each
 /// sending its request 30 ms after it connected), and SIGTERM comes 200 ms in: some have
@@ -22,9 +23,9 @@ async fn sigterm_answers_every_connection_it_accepted_while_clients_arrive() {
     let addr = server.addr();
     let signal = server.process().signal_later(Signal::SIGTERM);
     let arrivals =
-        conformance::arrive_through_a_stop(addr, Arrivals::WHILE_CLIENTS_ARRIVE, signal).await;
+        scenarios::arrive_through_a_stop(addr, Arrivals::WHILE_CLIENTS_ARRIVE, signal).await;
     let Stopped { status, log } = server.stop().await;
-    conformance::assert_answered_through_a_stop("SIGTERM while 300 arrive", &arrivals, &log);
+    native::assert_answered_through_a_stop("SIGTERM while 300 arrive", &arrivals, &log);
     assert!(status.success(), "exit status {status}:\n{log}");
 }
 
@@ -42,10 +43,9 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
         send_after: Duration::ZERO,
         stop_after: Duration::from_millis(250),
     };
-    let arrivals = conformance::arrive_through_a_stop(addr, at_once, signal).await;
+    let arrivals = scenarios::arrive_through_a_stop(addr, at_once, signal).await;
     let Stopped { status, log } = server.stop().await;
-    let answered =
-        conformance::assert_answered_through_a_stop("SIGTERM at the cap", &arrivals, &log);
+    let answered = native::assert_answered_through_a_stop("SIGTERM at the cap", &arrivals, &log);
     assert_eq!(answered, 60, "{answered} of 60 answered:\n{log}");
     assert!(status.success(), "exit status {status}:\n{log}");
 }

@@ -18,15 +18,19 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::Value;
+use support::catalogue::Launch;
 use support::client::{self, Protocol};
 use support::component::{WASIP2, WASIP3};
 use support::conformance;
 use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
-use support::host::{Host, Wasmtime, assert_clean};
+use support::host::{Host, assert_clean};
 use support::manifest::{Manifest, container_port, env_of};
+use support::native;
 use support::oci::{self, Image, Registry};
 use support::process::raise_open_file_limit;
+use support::scenarios;
 use support::tools::{self, root};
+use support::wasmtime::Wasmtime;
 
 /// The delay the pulled artifacts run with: the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
@@ -139,7 +143,7 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     wasip3_image_refused_by_the_spin_shim(&containerd, &registry).await;
     drop(containerd);
 
-    let wasmtime = Wasmtime::serve(&pulled_component, &[], &[]).await;
+    let mut wasmtime = Wasmtime::serve(&pulled_component, &Launch::default()).await;
     let report = conformance::run_on(&wasmtime, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled component:\n{report}");
     assert_clean(
@@ -262,7 +266,7 @@ async fn native_image_as_the_deployment_runs_it(
     assert_eq!(admin.port(), port("admin"), "the admin port");
 
     // What the node made of the manifest, seen in the running container.
-    let pid = running.pid();
+    let pid = running.task_pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
         status
@@ -334,7 +338,7 @@ async fn native_image_as_the_deployment_runs_it(
     );
 
     // The connection cap's connections, all waiting at once, within the memory limit.
-    let took = conformance::assert_overlap(addr, cap, delay, Duration::from_secs(30)).await;
+    let took = scenarios::assert_overlap(addr, cap, delay, Duration::from_secs(30)).await;
     let peak = read_number(&running.memory_cgroup_file("memory.max_usage_in_bytes"));
     let failed = read_number(&running.memory_cgroup_file("memory.failcnt"));
     eprintln!(
@@ -348,15 +352,15 @@ async fn native_image_as_the_deployment_runs_it(
     // every connection it accepted is answered, and it exits 0. Only what it logs from here on
     // is about these clients: the ports of the connections before may come round again.
     let mark = running.log().mark();
-    let arrivals = conformance::arrive_through_a_stop(
+    let arrivals = scenarios::arrive_through_a_stop(
         addr,
-        conformance::Arrivals::WHILE_CLIENTS_ARRIVE,
+        scenarios::Arrivals::WHILE_CLIENTS_ARRIVE,
         running.kill_later("SIGTERM"),
     )
     .await;
     let exit = running.exited(Duration::from_secs(30)).await;
     let log = running.log().text();
-    conformance::assert_answered_through_a_stop(
+    native::assert_answered_through_a_stop(
         "native image, SIGTERM while 300 clients arrive",
         &arrivals,
         &running.log().since(mark),
@@ -407,7 +411,7 @@ async fn spinkube_image_on_the_spin_shim(containerd: &Containerd, registry: &Reg
         report.is_empty(),
         "the SpinKube image on the shim:\n{report}"
     );
-    conformance::assert_overlap(addr, 200, delay, Duration::from_secs(3)).await;
+    scenarios::assert_overlap(addr, 200, delay, Duration::from_secs(3)).await;
 
     // SIGTERM with 20 requests in flight.
     let requests: Vec<_> = (0..20)
@@ -508,7 +512,11 @@ fn stage_wasip3_context(context: &Path) -> PathBuf {
     let target = context.join(&source);
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     std::fs::copy(WASIP3.wasm(), &target).unwrap();
-    std::fs::copy(root().join(WASIP3.manifest), context.join("spin.toml")).unwrap();
+    std::fs::copy(
+        root().join(WASIP3.manifest_file()),
+        context.join("spin.toml"),
+    )
+    .unwrap();
     std::fs::write(
         context.join("Containerfile"),
         format!(

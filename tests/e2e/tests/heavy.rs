@@ -7,11 +7,15 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use support::catalogue::{Launch, WasmHost};
 use support::client::Protocol;
 use support::component::{COMPONENTS, Component, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{ComponentHost, Host, Spin, Spin4_0, Wash, assert_clean};
+use support::host::{Host, assert_clean};
 use support::process::{alone, raise_open_file_limit};
+use support::scenarios;
+use support::spin::{Spin, SpinUp};
+use support::wash::Wash;
 
 /// The delay every host is configured with: the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
@@ -23,26 +27,26 @@ mod a_thousand_requests_overlap_on_spin {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wasip2() {
-        crate::a_thousand_requests_overlap::<Spin>(&WASIP2).await;
+        crate::a_thousand_requests_overlap(&SpinUp::LATEST, &WASIP2).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wasip3() {
-        crate::a_thousand_requests_overlap::<Spin>(&WASIP3).await;
+        crate::a_thousand_requests_overlap(&SpinUp::LATEST, &WASIP3).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wasip2_on_spin_4_0() {
-        crate::a_thousand_requests_overlap::<Spin4_0>(&WASIP2).await;
+        crate::a_thousand_requests_overlap(&SpinUp::V4_0, &WASIP2).await;
     }
 }
 
-async fn a_thousand_requests_overlap<H: ComponentHost>(component: &Component) {
+async fn a_thousand_requests_overlap(host: &dyn WasmHost, component: &Component) {
     // The clients' 1,000 connections here, and Spin's (which inherits the limit).
     raise_open_file_limit(4096);
     let _alone = alone().await;
-    let host = H::start(component, &[]).await;
-    conformance::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
+    let mut host = host.start(component, &Launch::default()).await;
+    scenarios::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
 }
@@ -52,8 +56,8 @@ async fn a_thousand_requests_overlap<H: ComponentHost>(component: &Component) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_overlap_on_wasmcloud() {
     let _alone = alone().await;
-    let host = Wash::serve(&WASIP2.wasm(), &[]).await;
-    conformance::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
+    let mut host = Wash::serve(&WASIP2.wasm(), &[]).await;
+    scenarios::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
 }
@@ -72,8 +76,8 @@ async fn without_the_pool_settings_wasmcloud_refuses_most_of_a_thousand() {
         "WASMTIME_POOLING_TOTAL_STACKS",
         "WASMTIME_POOLING_MAX_MEMORY_SIZE",
     ];
-    let host = Wash::serve_without(&WASIP2.wasm(), &[], &pool).await;
-    let statuses = conformance::statuses_at_once(host.addr(), 1000).await;
+    let mut host = Wash::serve_without(&WASIP2.wasm(), &[], &pool).await;
+    let statuses = scenarios::statuses_at_once(host.addr(), 1000).await;
     let ok = statuses
         .iter()
         .filter(|s| **s == Some(StatusCode::OK))
@@ -103,8 +107,10 @@ async fn spin_s_pool_binds_wasi_0_2_at_a_thousand_requests() {
             .filter(|s| **s == Some(StatusCode::OK))
             .count()
     };
-    let host = Spin::serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &[]).await;
-    let statuses = conformance::statuses_at_once(host.addr(), 1500).await;
+    let mut host = SpinUp::LATEST
+        .serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &[])
+        .await;
+    let statuses = scenarios::statuses_at_once(host.addr(), 1500).await;
     let log = host.stop().await.log;
     let refused = statuses
         .iter()
@@ -125,8 +131,10 @@ async fn spin_s_pool_binds_wasi_0_2_at_a_thousand_requests() {
     );
 
     let raised = [("SPIN_MAX_INSTANCE_COUNT", "3000")];
-    let host = Spin::serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &raised).await;
-    let statuses = conformance::statuses_at_once(host.addr(), 2000).await;
+    let mut host = SpinUp::LATEST
+        .serve(&WASIP2.manifest(), &WASIP2.wasm(), &[], &raised)
+        .await;
+    let statuses = scenarios::statuses_at_once(host.addr(), 2000).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
     assert_eq!(ok(&statuses), 2000, "with SPIN_MAX_INSTANCE_COUNT=3000");
@@ -140,7 +148,7 @@ async fn spin_build_up_serves_what_it_built_from_a_fresh_copy() {
     let _alone = alone().await;
     let copy = support::spin::fresh_copy();
     for component in COMPONENTS {
-        let manifest = copy.join(component.manifest);
+        let manifest = copy.join(component.manifest_file());
         let built = copy.join(component.manifest().source());
         assert!(
             !built.exists(),
@@ -161,7 +169,7 @@ async fn spin_build_up_serves_what_it_built_from_a_fresh_copy() {
         assert!(
             built_ok.success(),
             "spin build -f {} failed",
-            component.manifest
+            component.manifest_file()
         );
         let mut command = tokio::process::Command::new(support::tools::spin());
         command
@@ -170,8 +178,11 @@ async fn spin_build_up_serves_what_it_built_from_a_fresh_copy() {
             .arg(&manifest)
             .args(["--listen", "127.0.0.1:0", "--log-dir"])
             .arg(dir.join("logs"));
-        let label = format!("spin build -f {0}, then spin up -f {0}", component.manifest);
-        let host = Spin::spawn(command, &dir, label.clone()).await;
+        let label = format!(
+            "spin build -f {0}, then spin up -f {0}",
+            component.manifest_file()
+        );
+        let mut host = Spin::spawn(command, &dir, label.clone()).await;
         assert!(built.is_file(), "{label} built no {}", built.display());
         let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
         let log = host.stop().await.log;

@@ -1,19 +1,25 @@
 //! Every component under every real wasm host, against the same conformance table as the native
 //! server, over real TCP; and, for each, the host's own log, which must show no guest failure.
 //!
-//! The hosts and the components are two lists below: each host runs every component, so a new
-//! host is its [`ComponentHost`] implementation (in `tests/support`) and one line here.
+//! The hosts and the components are two lists below: each host runs every component it serves.
+//! The hosts are the catalogue's [`WASM_HOSTS`], each a value; a test below checks that the list
+//! here names every one of them, so a new host is its [`WasmHost`] implementation and its line in
+//! [`WASM_HOSTS`] (in `tests/support`), and one line here.
 
 use std::time::Duration;
 
 use http::StatusCode;
 use nix::sys::signal::Signal;
+use support::catalogue::{Launch, WASM_HOSTS, WasmHost};
 use support::client::{self, Protocol};
 use support::component::{COMPONENTS, Component, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{ComponentHost, Host, Spin, Spin4_0, Stopped, Wash, Wasmtime, assert_clean};
+use support::host::{Host, Stopped, assert_clean};
 use support::process::Process;
-use support::spin::{Latest, SpinRelease, SpinUp, V4_0};
+use support::scenarios;
+use support::spin::SpinUp;
+use support::wash::WashDev;
+use support::wasmtime::WasmtimeServe;
 
 /// The delay every host is configured with unless a test says otherwise: the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
@@ -21,7 +27,10 @@ const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 /// The same tests for each host and each component it serves; only the host and the `.wasm`
 /// differ.
 macro_rules! host_tests {
-    ($($host:ident: $kind:ty => [$($component:ident: $which:expr),* $(,)?]),* $(,)?) => {
+    ($($host:ident: $kind:expr => [$($component:ident: $which:expr),* $(,)?]),* $(,)?) => {
+        /// The hosts this file tests, by their catalogue names.
+        const TESTED: &[&str] = &[$(stringify!($host)),*];
+
         $(
             mod $host {
                 use super::*;
@@ -34,34 +43,34 @@ macro_rules! host_tests {
                         /// failure.
                         #[tokio::test]
                         async fn conforms_to_the_table() {
-                            crate::conforms_to_the_table::<$kind>(&$which).await;
+                            crate::conforms_to_the_table(&$kind, &$which).await;
                         }
 
                         /// 200 requests that each wait 500 ms overlap on the host's event loop:
                         /// together they take about one delay.
                         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                         async fn two_hundred_requests_overlap() {
-                            crate::two_hundred_requests_overlap::<$kind>(&$which).await;
+                            crate::two_hundred_requests_overlap(&$kind, &$which).await;
                         }
 
                         /// Clients that leave before their answer end their request quietly: no
                         /// guest failure in the host's log, and the next client is served.
                         #[tokio::test]
                         async fn clients_that_leave_early_leave_the_log_clean() {
-                            crate::clients_that_leave_early_leave_the_log_clean::<$kind>(&$which)
+                            crate::clients_that_leave_early_leave_the_log_clean(&$kind, &$which)
                                 .await;
                         }
 
                         /// The delay is read from the component's environment, and waited once.
                         #[tokio::test]
                         async fn the_delay_comes_from_the_environment() {
-                            crate::the_delay_comes_from_the_environment::<$kind>(&$which).await;
+                            crate::the_delay_comes_from_the_environment(&$kind, &$which).await;
                         }
 
                         /// An invalid delay is a clear 500 naming the variable, and is logged.
                         #[tokio::test]
                         async fn an_invalid_delay_is_a_clear_500() {
-                            crate::an_invalid_delay_is_a_clear_500::<$kind>(&$which).await;
+                            crate::an_invalid_delay_is_a_clear_500(&$kind, &$which).await;
                         }
                     }
                 )*
@@ -73,53 +82,67 @@ macro_rules! host_tests {
 // Each host, and the components it serves. Spin 4.0 knows only a release candidate of WASI 0.3,
 // so it serves the WASI 0.2 component alone (and refuses the other: see below).
 host_tests! {
-    wasmtime: Wasmtime => [wasip2: WASIP2, wasip3: WASIP3],
-    wash: Wash => [wasip2: WASIP2, wasip3: WASIP3],
-    spin: Spin => [wasip2: WASIP2, wasip3: WASIP3],
-    spin_4_0: Spin4_0 => [wasip2: WASIP2],
+    wasmtime: WasmtimeServe => [wasip2: WASIP2, wasip3: WASIP3],
+    wash: WashDev => [wasip2: WASIP2, wasip3: WASIP3],
+    spin: SpinUp::LATEST => [wasip2: WASIP2, wasip3: WASIP3],
+    spin_4_0: SpinUp::V4_0 => [wasip2: WASIP2],
 }
 
-async fn conforms_to_the_table<H: ComponentHost>(component: &Component) {
-    let host = H::start(component, &[]).await;
-    let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
+/// The list above is the catalogue's: every host of [`WASM_HOSTS`] is tested here, each with
+/// every component it serves, and no other.
+#[test]
+fn every_host_of_the_catalogue_is_tested() {
+    let catalogue: Vec<String> = WASM_HOSTS
+        .iter()
+        .map(|host| host.name().replace(['-', '.'], "_"))
+        .collect();
+    assert_eq!(TESTED, catalogue, "the hosts tested here, and WASM_HOSTS");
+    assert!(!WasmHost::serves(&SpinUp::V4_0, &WASIP3));
+    for host in WASM_HOSTS {
+        assert!(host.serves(&WASIP2), "{}", host.name());
+    }
+}
+
+/// Starts `host` serving `component` with these environment variables.
+async fn start(host: &dyn WasmHost, component: &Component, env: &[(&str, &str)]) -> Box<dyn Host> {
+    host.start(component, &Launch::with_env(env)).await
+}
+
+async fn conforms_to_the_table(host: &dyn WasmHost, component: &Component) {
+    let mut host = start(host, component, &[]).await;
+    let report = conformance::run_on(host.as_ref(), Protocol::Http1, DELAY).await;
     let label = host.label();
     let log = host.stop().await.log;
     assert!(report.is_empty(), "mismatches on {label}:\n{report}");
     assert_clean(&label, &log);
 }
 
-async fn two_hundred_requests_overlap<H: ComponentHost>(component: &Component) {
-    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, "500")]).await;
-    conformance::assert_overlap(host.addr(), 200, DELAY, Duration::from_secs(3)).await;
+async fn two_hundred_requests_overlap(host: &dyn WasmHost, component: &Component) {
+    let mut host = start(host, component, &[(hello_edge::Config::DELAY_ENV, "500")]).await;
+    scenarios::assert_overlap(host.addr(), 200, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
 }
 
-async fn clients_that_leave_early_leave_the_log_clean<H: ComponentHost>(
-    component: &support::component::Component,
-) {
-    let host = H::start(component, &[]).await;
-    let report = conformance::leave_early(&host, 20, DELAY).await;
+async fn clients_that_leave_early_leave_the_log_clean(host: &dyn WasmHost, component: &Component) {
+    let mut host = start(host, component, &[]).await;
+    let report = scenarios::leave_early(host.as_ref(), 20, DELAY).await;
     let label = host.label();
     let log = host.stop().await.log;
     assert!(report.is_empty(), "on {label}:\n{report}");
     assert_clean(&label, &log);
 }
 
-async fn the_delay_comes_from_the_environment<H: ComponentHost>(
-    component: &support::component::Component,
-) {
-    let millis = conformance::CONFIGURED_DELAY.as_millis().to_string();
-    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, &millis)]).await;
-    conformance::assert_waits_the_configured_delay(host.addr(), &host.label()).await;
+async fn the_delay_comes_from_the_environment(host: &dyn WasmHost, component: &Component) {
+    let millis = scenarios::CONFIGURED_DELAY.as_millis().to_string();
+    let mut host = start(host, component, &[(hello_edge::Config::DELAY_ENV, &millis)]).await;
+    scenarios::assert_waits_the_configured_delay(host.addr(), &host.label()).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
 }
 
-async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
-    component: &support::component::Component,
-) {
-    let host = H::start(component, &[(hello_edge::Config::DELAY_ENV, "soon")]).await;
+async fn an_invalid_delay_is_a_clear_500(host: &dyn WasmHost, component: &Component) {
+    let mut host = start(host, component, &[(hello_edge::Config::DELAY_ENV, "soon")]).await;
     let answer = client::get(host.addr(), "/hello/x").await.unwrap();
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let text = answer.text();
@@ -157,7 +180,7 @@ async fn an_invalid_delay_is_a_clear_500<H: ComponentHost>(
 
 /// What only Spin is asked, on each Spin and each component it serves.
 macro_rules! spin_tests {
-    ($($name:ident: $release:ty, $component:expr;)*) => {
+    ($($name:ident: $spin:expr, $component:expr;)*) => {
         $(
             mod $name {
                 use super::*;
@@ -169,7 +192,7 @@ macro_rules! spin_tests {
                 /// the wire.
                 #[tokio::test]
                 async fn conforms_to_the_table_over_http2() {
-                    crate::conforms_over_http2::<SpinUp<$release>>(&$component).await;
+                    crate::conforms_over_http2(&$spin, &$component).await;
                 }
 
                 /// SIGINT (Ctrl-C) and SIGTERM alike, with 20 requests in flight: Spin exits 0
@@ -177,7 +200,7 @@ macro_rules! spin_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn a_signal_drops_the_requests_in_flight() {
                     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-                        crate::signal_with_requests_in_flight::<$release>(&$component, signal).await;
+                        crate::signal_with_requests_in_flight(&$spin, &$component, signal).await;
                     }
                 }
             }
@@ -186,9 +209,9 @@ macro_rules! spin_tests {
 }
 
 spin_tests! {
-    spin_wasip2: Latest, WASIP2;
-    spin_wasip3: Latest, WASIP3;
-    spin_4_0_wasip2: V4_0, WASIP2;
+    spin_wasip2: SpinUp::LATEST, WASIP2;
+    spin_wasip3: SpinUp::LATEST, WASIP3;
+    spin_4_0_wasip2: SpinUp::V4_0, WASIP2;
 }
 
 /// The most a request head may take over HTTP/2 on Spin, as HTTP/2 counts it: what Spin
@@ -196,13 +219,14 @@ spin_tests! {
 /// docs/limits.md). A larger head is refused by Spin's hyper before the component sees it.
 const SPIN_HTTP2_MAX_HEADER_LIST_SIZE: usize = 16 * 1024;
 
-async fn conforms_over_http2<H: ComponentHost>(component: &Component) {
-    let host = H::start(component, &[]).await;
+async fn conforms_over_http2(spin: &SpinUp, component: &Component) {
+    let mut host = start(spin, component, &[]).await;
     let authority = host.addr().to_string();
     let (within, over): (Vec<_>, Vec<_>) = conformance::table().into_iter().partition(|case| {
         case.http2_header_list_size(&authority) <= SPIN_HTTP2_MAX_HEADER_LIST_SIZE
     });
-    let mut report = conformance::run_cases_on(&host, Protocol::Http2, DELAY, &within).await;
+    let mut report =
+        conformance::run_cases_on(host.as_ref(), Protocol::Http2, DELAY, &within).await;
     // Past the header list size, Spin's hyper answers 431 with no body, or ends the connection,
     // and the core never sees the request.
     for case in &over {
@@ -242,11 +266,10 @@ async fn conforms_over_http2<H: ComponentHost>(component: &Component) {
 
 /// Sends `signal` to Spin while 20 requests wait their delay, and checks what it does: it exits
 /// 0 within a second, and none of the 20 is answered.
-async fn signal_with_requests_in_flight<R: SpinRelease>(component: &Component, signal: Signal)
-where
-    SpinUp<R>: ComponentHost,
-{
-    let host = SpinUp::<R>::start(component, &[]).await;
+async fn signal_with_requests_in_flight(spin: &SpinUp, component: &Component, signal: Signal) {
+    let mut host = spin
+        .serve(&component.manifest(), &component.wasm(), &[], &[])
+        .await;
     let label = host.label();
     let addr = host.addr();
     let requests: Vec<_> = (0..20)
@@ -291,7 +314,7 @@ async fn spin_4_0_refuses_the_wasi_0_3_component_clearly() {
         support::spin::manifest_for(&manifest, &WASIP3.wasm()),
     )
     .unwrap();
-    let mut command = tokio::process::Command::new(V4_0::binary());
+    let mut command = tokio::process::Command::new(SpinUp::V4_0.binary());
     command
         .arg("up")
         .arg("-f")
@@ -300,7 +323,7 @@ async fn spin_4_0_refuses_the_wasi_0_3_component_clearly() {
         .env("SPIN_DATA_DIR", dir.join("data"));
     let label = format!(
         "spin up {}, {}",
-        support::tools::pinned_version(V4_0::TOOL),
+        support::tools::pinned_version(SpinUp::V4_0.tool),
         manifest.file
     );
     // Its own process group: if it serves after all, the trigger it starts is killed with it.
@@ -375,8 +398,8 @@ fn spin_manifests_build_what_they_serve() {
 /// build is the other one.
 #[test]
 fn the_default_manifest_is_the_wasi_0_2_build() {
-    assert_eq!(WASIP2.manifest, "spin.toml");
+    assert_eq!(WASIP2.manifest, Some("spin.toml"));
     assert_eq!(WASIP2.package, "hello-edge-wasip2");
-    assert_eq!(WASIP3.manifest, "spin-wasip3.toml");
+    assert_eq!(WASIP3.manifest, Some("spin-wasip3.toml"));
     assert_eq!(WASIP3.package, "hello-edge-wasip3");
 }

@@ -1,6 +1,7 @@
-//! The hello-edge components, as data: each is named by the Spin manifest that builds it, and
-//! built once per test binary by that manifest's own build command, so the file a test serves
-//! is the file `spin build` makes.
+//! The components, as data: hello-edge's two, each named by the Spin manifest that builds it and
+//! built once per process by that manifest's own build command, so the file a test serves is the
+//! file `spin build` makes; and the benchmark's no-op references, built by the same command for
+//! their own package.
 //!
 //! Components are built in a target directory of their own (`target/wasm-tests`), so the build
 //! does not wait on the cargo lock of the test run.
@@ -11,14 +12,27 @@ use std::sync::Mutex;
 
 use crate::tools::root;
 
-/// A component of hello-edge.
+/// The WASI release a component's world is of: what a host must serve to run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wasi {
+    /// WASI 0.2: `wasi:http/incoming-handler@0.2`, which every wasm HTTP host serves.
+    P2,
+    /// WASI 0.3: `wasi:http/handler@0.3.0`, for Spin 4.1 and later and `wasmtime serve`.
+    P3,
+}
+
+/// A component: hello-edge's, or a benchmark's reference.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
     /// Its short name, as in test names: the world it exports.
     pub name: &'static str,
-    /// The Spin manifest that builds and serves it.
-    pub manifest: &'static str,
-    /// The package its manifest builds.
+    /// The WASI release of the world it exports.
+    pub wasi: Wasi,
+    /// What it is, in the benchmark's labels: `hello-edge WASI 0.2 component`.
+    pub label: &'static str,
+    /// The Spin manifest that builds and serves it; `None` for a reference, which has none.
+    pub manifest: Option<&'static str>,
+    /// The package it is built from.
     pub package: &'static str,
 }
 
@@ -26,7 +40,9 @@ pub struct Component {
 /// `spin.toml`.
 pub const WASIP2: Component = Component {
     name: "wasip2",
-    manifest: "spin.toml",
+    wasi: Wasi::P2,
+    label: "hello-edge WASI 0.2 component",
+    manifest: Some("spin.toml"),
     package: "hello-edge-wasip2",
 };
 
@@ -34,20 +50,62 @@ pub const WASIP2: Component = Component {
 /// `spin-wasip3.toml`.
 pub const WASIP3: Component = Component {
     name: "wasip3",
-    manifest: "spin-wasip3.toml",
+    wasi: Wasi::P3,
+    label: "hello-edge WASI 0.3 component",
+    manifest: Some("spin-wasip3.toml"),
     package: "hello-edge-wasip3",
 };
 
-/// Every component.
+/// hello-edge's components.
 pub const COMPONENTS: [&Component; 2] = [&WASIP2, &WASIP3];
 
+/// The benchmark's reference beside [`WASIP2`]: a WASI 0.2 component on the same bindings that
+/// sends hello-edge's answer to `/hello/bench` and decides nothing (`bench/noop-wasip2`).
+pub const NOOP_WASIP2: Component = Component {
+    name: "noop-wasip2",
+    wasi: Wasi::P2,
+    label: "no-op WASI 0.2 component",
+    manifest: None,
+    package: "hello-edge-bench-noop-wasip2",
+};
+
+/// The benchmark's reference beside [`WASIP3`] (`bench/noop-wasip3`).
+pub const NOOP_WASIP3: Component = Component {
+    name: "noop-wasip3",
+    wasi: Wasi::P3,
+    label: "no-op WASI 0.3 component",
+    manifest: None,
+    package: "hello-edge-bench-noop-wasip3",
+};
+
+/// The command that builds a component with no Spin manifest: the one hello-edge's manifests
+/// give, for its package.
+fn build_command(package: &str) -> Vec<String> {
+    format!("cargo build --package {package} --target wasm32-wasip2 --profile component")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Component {
-    /// Its Spin manifest, read.
-    pub fn manifest(&self) -> SpinManifest {
-        SpinManifest::read(self.manifest)
+    /// Its Spin manifest's file; panics for a reference, which has none.
+    pub fn manifest_file(&self) -> &'static str {
+        self.manifest
+            .unwrap_or_else(|| panic!("{} has no Spin manifest", self.name))
     }
 
-    /// The built `.wasm`, built once per test binary by its manifest's build command.
+    /// Its Spin manifest, read; panics for a reference, which has none.
+    pub fn manifest(&self) -> SpinManifest {
+        SpinManifest::read(self.manifest_file())
+    }
+
+    /// Whether it is a benchmark's reference rather than hello-edge's.
+    pub fn is_reference(&self) -> bool {
+        self.manifest.is_none()
+    }
+
+    /// The built `.wasm`, built once per process: by its Spin manifest's build command, or a
+    /// reference's by the same command for its package.
     pub fn wasm(&self) -> PathBuf {
         static BUILT: Mutex<BTreeMap<&str, PathBuf>> = Mutex::new(BTreeMap::new());
         // Held while building: one cargo build at a time, and each component once.
@@ -56,7 +114,14 @@ impl Component {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         built
             .entry(self.name)
-            .or_insert_with(|| build(&self.manifest()))
+            .or_insert_with(|| match self.manifest {
+                Some(_) => build(&self.manifest()),
+                None => {
+                    let file = format!("{}.wasm", self.package.replace('-', "_"));
+                    run_build(&build_command(self.package), self.name);
+                    wasm_target_dir().join("wasm32-wasip2/component").join(file)
+                }
+            })
             .clone()
     }
 }
@@ -108,33 +173,30 @@ impl SpinManifest {
 /// Runs the manifest's build command, in the tests' own target directory, and returns the file
 /// its `source` names there.
 fn build(manifest: &SpinManifest) -> PathBuf {
-    let words = manifest.build_command();
-    assert_eq!(
-        words[..2],
-        ["cargo", "build"],
-        "{} builds with cargo",
-        manifest.file
-    );
-    let target_dir = wasm_target_dir();
-    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-        .current_dir(root())
-        .args(&words[1..])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .expect("run cargo build for the component");
-    assert!(
-        status.success(),
-        "building the component of {} failed; is the target installed? \
-         (`cargo xtask setup` adds it)",
-        manifest.file
-    );
+    run_build(&manifest.build_command(), manifest.file);
     // `source` is under `target/`; the same path under the tests' target directory.
     let source = manifest.source();
     let under_target = source
         .strip_prefix("target")
         .unwrap_or_else(|_| panic!("{}'s source is under target/", manifest.file));
-    target_dir.join(under_target)
+    wasm_target_dir().join(under_target)
+}
+
+/// Runs a `cargo build` command's words in the tests' own target directory.
+fn run_build(words: &[String], what: &str) {
+    assert_eq!(words[..2], ["cargo", "build"], "{what} builds with cargo");
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .current_dir(root())
+        .args(&words[1..])
+        .arg("--target-dir")
+        .arg(wasm_target_dir())
+        .status()
+        .expect("run cargo build for the component");
+    assert!(
+        status.success(),
+        "building the component of {what} failed; is the target installed? \
+         (`cargo xtask setup` adds it)"
+    );
 }
 
 /// The target directory the components are built in for the tests.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::host::{Host, Stopped, wait_until_ready};
+use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, debian, root};
 
@@ -281,7 +281,7 @@ impl<'a> Container<'a> {
     }
 
     /// The pid of its first process, on the host.
-    pub fn pid(&self) -> u32 {
+    pub fn task_pid(&self) -> u32 {
         let listed = self.containerd.run_ctr(&["tasks", "ls"]);
         listed
             .lines()
@@ -353,13 +353,20 @@ impl Host for Container<'_> {
         self.process.log().clone()
     }
 
+    /// The task's first process (the server), on the host.
+    fn pid(&self) -> Option<u32> {
+        Some(self.task_pid())
+    }
+
     /// SIGTERM with `ctr task kill`, as the kubelet sends it.
-    async fn stop(mut self) -> Stopped {
-        let status = self.signalled("SIGTERM", Duration::from_secs(30)).await;
-        Stopped {
-            status,
-            log: self.process.log().text(),
-        }
+    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
+        Box::pin(async move {
+            let status = self.signalled("SIGTERM", Duration::from_secs(30)).await;
+            Stopped {
+                status,
+                log: self.process.log().text(),
+            }
+        })
     }
 }
 

@@ -1,26 +1,35 @@
 //! The harness every hello-edge test uses, in one place:
 //!
 //! * [`host`]: the [`host::Host`] trait, what every host under test offers (an address, its
-//!   log, a stop), and each host: the native server in this process and as a binary, and the
-//!   wasm hosts, each on a port it picked itself.
+//!   log, its process, a stop), and how a host is seen to be ready.
+//! * [`catalogue`]: every host as a value, and the one way each starts: the programs that serve
+//!   the components ([`catalogue::WASM_HOSTS`]) and the benchmark's servers by name
+//!   ([`catalogue::servers`], started for `bench/run` by the `hosts` binary).
+//! * The hosts: [`native`] (the server in this process and the binary, and what its log says),
+//!   [`wasmtime`] (`wasmtime serve`), [`wash`] (`wash dev`), [`spin`] (`spin up`, on each
+//!   Spin), [`containerd`] (the images, as a node runs them).
 //! * [`client`]: one HTTP/1.1 and one HTTP/2 client, and the [`client::Answer`] they read.
-//! * [`conformance`]: the conformance table, the spec every host answers alike, and its runner.
+//! * [`conformance`]: the conformance table, the spec every host answers alike, its checker and
+//!   its runner; [`scenarios`]: what a host is asked beyond single requests (overlap, clients
+//!   that leave, a stop while clients arrive).
 //! * [`component`]: the components, each built by its Spin manifest's own build command.
 //! * [`process`]: child processes, their output collected as it is written.
-//! * [`spin`]: `spin up`, on the Spin the tests are for and on Spin 4.0.
 //! * [`tools`]: where the pinned tools are (`cargo xtask setup` installs them).
 //! * [`oci`]: the images, a registry on loopback and the image tools, for the deploy tests.
-//! * [`containerd`]: a containerd of the tests' own, running the images as a node runs them.
 //! * [`manifest`]: the deploy manifests, read.
 
+pub mod catalogue;
 pub mod client;
 pub mod component;
 pub mod conformance;
 pub mod containerd;
 pub mod host;
 pub mod manifest;
+pub mod native;
 pub mod oci;
 pub mod process;
+pub mod scenarios;
 pub mod spin;
 pub mod tools;
-mod wash;
+pub mod wash;
+pub mod wasmtime;

@@ -117,6 +117,11 @@ impl Process {
         &self.log
     }
 
+    /// Its process id, while it has one to give (until it has been waited for).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -8,7 +8,6 @@
 //! writes for the component under the log directory (`hello-edge_stdout.txt`,
 //! `hello-edge_stderr.txt`), read as it grows.
 
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,89 +18,147 @@ use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
-use crate::component::{Component, SpinManifest};
-use crate::host::{ComponentHost, Host, Stopped, wait_until_ready};
+use crate::catalogue::{Launch, WasmHost};
+use crate::component::{Component, SpinManifest, Wasi};
+use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, root};
+use crate::wasmtime::REUSE_FOR_GOOD;
 
-/// Which Spin release runs: its binary and its pinned version.
-pub trait SpinRelease: Send + Sync + 'static {
-    /// The pinned tool, in `[workspace.metadata.tools]`.
-    const TOOL: &'static str;
+/// `spin up` on one Spin build, as a host of the catalogue. Which build is plain data: its
+/// pinned tool, and what it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpinUp {
+    /// The pinned tool, in `[workspace.metadata.tools]`: `spin`, `spin-4.0`.
+    pub tool: &'static str,
+    /// What it is, in the benchmark's labels.
+    pub describe: &'static str,
+    /// The prefix of its servers' names in the benchmark.
+    pub prefix: &'static str,
+    /// Whether it serves the WASI 0.3 component.
+    pub serves_wasi_0_3: bool,
+}
+
+impl SpinUp {
+    /// The Spin the tests are for (4.1.0-pre0): it serves both components.
+    pub const LATEST: SpinUp = SpinUp {
+        tool: "spin",
+        describe: "spin up",
+        prefix: "spin-",
+        serves_wasi_0_3: true,
+    };
+
+    /// Spin 4.0, the newest tagged release: it serves the WASI 0.2 component only (WASI 0.3
+    /// there is a release candidate).
+    pub const V4_0: SpinUp = SpinUp {
+        tool: "spin-4.0",
+        describe: "spin up 4.0",
+        prefix: "spin-4.0-",
+        serves_wasi_0_3: false,
+    };
+
     /// Its binary.
-    fn binary() -> &'static Path;
-}
+    pub fn binary(&self) -> &'static Path {
+        tools::pinned_binary(self.tool)
+    }
 
-/// The Spin the tests are for (4.1.0-pre0): it serves both components.
-pub struct Latest;
+    /// Serves `wasm` with `manifest`'s route and environment, plus `env` (the component's, given
+    /// with `-e`) and `host_env` (Spin's own process environment).
+    pub async fn serve(
+        &self,
+        manifest: &SpinManifest,
+        wasm: &Path,
+        env: &[(&str, &str)],
+        host_env: &[(&str, &str)],
+    ) -> Spin {
+        let launch = Launch::with_env(env).and_host_env(host_env);
+        self.launch(manifest, wasm, &launch).await
+    }
 
-impl SpinRelease for Latest {
-    const TOOL: &'static str = "spin";
-    fn binary() -> &'static Path {
-        tools::spin()
+    /// Serves `wasm` with `manifest`'s route and environment, as `launch` says: where it
+    /// listens, the component's environment (`-e`), Spin's flags and process environment.
+    pub async fn launch(&self, manifest: &SpinManifest, wasm: &Path, launch: &Launch) -> Spin {
+        let dir = run_dir(self.tool);
+        let file = dir.join("spin.toml");
+        std::fs::write(&file, manifest_for(manifest, wasm)).unwrap();
+        let label = format!(
+            "spin up {}, {}",
+            tools::pinned_version(self.tool),
+            manifest.file
+        );
+        let mut command = Command::new(self.binary());
+        command
+            .arg("up")
+            .arg("-f")
+            .arg(&file)
+            .arg("--listen")
+            .arg(launch.listen.to_string())
+            .arg("--log-dir")
+            .arg(dir.join("logs"))
+            .args(&launch.flags);
+        for (name, value) in &launch.env {
+            command.arg("-e").arg(format!("{name}={value}"));
+        }
+        command.envs(launch.host_env.iter().map(|(name, value)| (name, value)));
+        Spin::spawn(command, &dir, label).await
     }
 }
 
-/// Spin 4.0, the newest tagged release: it serves the WASI 0.2 component only.
-pub struct V4_0;
+impl WasmHost for SpinUp {
+    fn name(&self) -> &'static str {
+        self.tool
+    }
 
-impl SpinRelease for V4_0 {
-    const TOOL: &'static str = "spin-4.0";
-    fn binary() -> &'static Path {
-        tools::spin_4_0()
+    fn describe(&self) -> &'static str {
+        self.describe
+    }
+
+    fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+
+    fn serves(&self, component: &Component) -> bool {
+        component.wasi == Wasi::P2 || self.serves_wasi_0_3
+    }
+
+    /// Its pools lifted (a waiting WASI 0.2 request holds a component instance, a WASI 0.3 one a
+    /// stack): `SPIN_MAX_INSTANCE_COUNT` raises every pool at once. For WASI 0.3, instances are
+    /// reused for good, as `wasmtime serve`'s tuning does (Spin's default retires one after 128
+    /// requests; it takes 16 at once, as the benchmark's sweep found best).
+    fn tuned(&self, component: &Component) -> Option<Launch> {
+        let tuned = Launch::default().and_host_env(&[("SPIN_MAX_INSTANCE_COUNT", "12000")]);
+        Some(match component.wasi {
+            Wasi::P2 => tuned,
+            Wasi::P3 => tuned.and_flags(&[&format!("--max-instance-reuse-count={REUSE_FOR_GOOD}")]),
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        component: &'a Component,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>> {
+        Box::pin(async move {
+            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
+            Box::new(self.launch(&component.manifest(), &wasm, launch).await) as Box<dyn Host>
+        })
     }
 }
-
-/// `spin up`, on the Spin the tests are for.
-pub type Spin = SpinUp<Latest>;
-/// `spin up`, on Spin 4.0.
-pub type Spin4_0 = SpinUp<V4_0>;
 
 /// `spin up` serving a component; interrupted and its directory removed on drop.
-pub struct SpinUp<R: SpinRelease> {
+pub struct Spin {
     addr: SocketAddr,
     process: Process,
     label: String,
     dir: PathBuf,
     tail: JoinHandle<()>,
     offsets: Arc<Mutex<Offsets>>,
-    release: PhantomData<R>,
 }
 
-impl<R: SpinRelease> SpinUp<R> {
-    /// Serves `wasm` with `manifest`'s route and environment, plus `env` (the component's, given
-    /// with `-e`) and `host_env` (Spin's own process environment).
-    pub async fn serve(
-        manifest: &SpinManifest,
-        wasm: &Path,
-        env: &[(&str, &str)],
-        host_env: &[(&str, &str)],
-    ) -> Self {
-        let dir = run_dir(R::TOOL);
-        let file = dir.join("spin.toml");
-        std::fs::write(&file, manifest_for(manifest, wasm)).unwrap();
-        let label = format!(
-            "spin up {}, {}",
-            tools::pinned_version(R::TOOL),
-            manifest.file
-        );
-        let mut command = Command::new(R::binary());
-        command
-            .arg("up")
-            .arg("-f")
-            .arg(&file)
-            .args(["--listen", "127.0.0.1:0", "--log-dir"])
-            .arg(dir.join("logs"));
-        for (name, value) in env {
-            command.arg("-e").arg(format!("{name}={value}"));
-        }
-        command.envs(host_env.iter().copied());
-        Self::spawn(command, &dir, label).await
-    }
-
-    /// Runs `command` (a `spin up` or `spin build --up` listening on port 0 of loopback, logging
-    /// to `dir/logs`) with `dir/data` as its data directory, and waits until it answers.
-    pub async fn spawn(mut command: Command, dir: &Path, label: String) -> Self {
+impl Spin {
+    /// Runs `command` (a `spin up` or `spin build --up` listening on loopback, logging to
+    /// `dir/logs`) with `dir/data` as its data directory, and waits until it answers.
+    pub async fn spawn(mut command: Command, dir: &Path, label: String) -> Spin {
         command.env("SPIN_DATA_DIR", dir.join("data"));
         let mut process = Process::spawn(label.clone(), &mut command);
         let offsets = Arc::default();
@@ -117,14 +174,13 @@ impl<R: SpinRelease> SpinUp<R> {
             })
             .await;
         wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
-        SpinUp {
+        Spin {
             addr,
             process,
             label,
             dir: dir.to_owned(),
             tail,
             offsets,
-            release: PhantomData,
         }
     }
 
@@ -137,7 +193,7 @@ impl<R: SpinRelease> SpinUp<R> {
     /// `crates/wasi-http/src/handler.rs:708`, the worker's `Dropper`; Spin prints it,
     /// `crates/trigger-http/src/server.rs:792`). No guest code runs then; the same line before
     /// the signal is a failure like any other.
-    pub async fn stop_with(mut self, signal: Signal) -> Stopped {
+    pub async fn stop_with(&mut self, signal: Signal) -> Stopped {
         let log = self.process.log().clone();
         self.read_logs();
         let signalled = log.mark();
@@ -279,14 +335,14 @@ fn read_new_lines(dir: &Path, log: &Log, offsets: &mut Offsets) {
     }
 }
 
-impl<R: SpinRelease> Drop for SpinUp<R> {
+impl Drop for Spin {
     fn drop(&mut self) {
         self.tail.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-impl<R: SpinRelease> Host for SpinUp<R> {
+impl Host for Spin {
     fn label(&self) -> String {
         self.label.clone()
     }
@@ -299,15 +355,13 @@ impl<R: SpinRelease> Host for SpinUp<R> {
         self.process.log().clone()
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// SIGINT, as Ctrl-C in the terminal a user runs `spin up` in. Spin stops at once either
     /// way, dropping the requests in flight (`tests/e2e/tests/wasm_hosts.rs` measures it).
-    async fn stop(self) -> Stopped {
-        self.stop_with(Signal::SIGINT).await
-    }
-}
-
-impl<R: SpinRelease> ComponentHost for SpinUp<R> {
-    async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
-        Self::serve(&component.manifest(), &component.wasm(), env, &[]).await
+    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
+        Box::pin(self.stop_with(Signal::SIGINT))
     }
 }

@@ -3,9 +3,10 @@
 //! at the pinned version; the Debian ones on the `PATH`. A missing tool fails the test that needs
 //! it, saying how to install it: none is skipped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The repository root.
 pub fn root() -> &'static Path {
@@ -46,38 +47,45 @@ pub fn tools_dir() -> PathBuf {
 
 /// The pinned wasmtime CLI, for `wasmtime serve`.
 pub fn wasmtime() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| pinned("wasmtime", &["--version"]))
+    pinned_binary("wasmtime")
 }
 
 /// The pinned `wash`, wasmCloud's CLI with its host runtime, for `wash dev`.
 pub fn wash() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| pinned("wash", &["--version"]))
+    pinned_binary("wash")
 }
 
 /// The pinned Spin CLI, for `spin up` and `spin build`: the Spin the tests are for.
 pub fn spin() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| pinned("spin", &["--version"]))
-}
-
-/// The pinned Spin 4.0, the newest tagged Spin release: what a Spin 4.0.x user runs.
-pub fn spin_4_0() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| pinned("spin-4.0", &["--version"]))
+    pinned_binary("spin")
 }
 
 /// The pinned Spin containerd shim, SpinKube's runtime (`io.containerd.spin.v2`).
 pub fn spin_shim() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| pinned("containerd-shim-spin-v2", &["-v"]))
+    pinned_with("containerd-shim-spin-v2", &["-v"])
+}
+
+/// The pinned `tool` (one that prints its version for `--version`), found once per process: in
+/// `target/tools/bin`, else on the `PATH` at the pinned version; a failure saying how to install
+/// it otherwise.
+pub fn pinned_binary(tool: &str) -> &'static Path {
+    pinned_with(tool, &["--version"])
+}
+
+/// [`pinned_binary`], for a tool that prints its version for `version_args`.
+fn pinned_with(tool: &str, version_args: &[&str]) -> &'static Path {
+    static FOUND: Mutex<BTreeMap<String, &'static Path>> = Mutex::new(BTreeMap::new());
+    let mut found = FOUND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    found
+        .entry(tool.to_owned())
+        .or_insert_with(|| Box::leak(pinned(tool, version_args).into_boxed_path()))
 }
 
 /// The pinned `kubernetes-validate`, with the Kubernetes schemas bundled.
 pub fn kubernetes_validate() -> Command {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    Command::new(PATH.get_or_init(|| pinned("kubernetes-validate", &["--version"])))
+    Command::new(pinned_binary("kubernetes-validate"))
 }
 
 /// A Debian tool on the `PATH`, from `package`.

@@ -1,6 +1,7 @@
-//! A component under wasmCloud's runtime: the pinned `wash dev`, serving the component the tests
-//! built, with the repository's own dev config (`.wash/config.yaml`): its host environment
-//! (the instance pool) and its component environment, the latter replaced by the test's.
+//! A component under wasmCloud's runtime: the pinned `wash dev` (`WashDev` in the catalogue),
+//! serving the component the tests built, with the repository's own dev config
+//! (`.wash/config.yaml`): its host environment (the instance pool) and its component
+//! environment, the latter replaced by the launch's.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,10 +12,40 @@ use nix::sys::signal::Signal;
 use serde_yaml_ng::{Mapping, Value};
 use tokio::process::Command;
 
+use crate::catalogue::{Launch, WasmHost};
 use crate::component::Component;
-use crate::host::{ComponentHost, Host, Stopped, wait_until_ready};
+use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
 use crate::process::{Log, Process};
 use crate::tools::{self, root};
+
+/// `wash dev`, as a host of the catalogue. It takes no flags: what it serves with is its dev
+/// config.
+pub struct WashDev;
+
+impl WasmHost for WashDev {
+    fn name(&self) -> &'static str {
+        "wash"
+    }
+
+    fn describe(&self) -> &'static str {
+        "wasmCloud wash dev"
+    }
+
+    fn prefix(&self) -> &'static str {
+        "wash-"
+    }
+
+    fn start<'a>(
+        &'a self,
+        component: &'a Component,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>> {
+        Box::pin(async move {
+            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
+            Box::new(Wash::launch(&wasm, launch, &[]).await) as Box<dyn Host>
+        })
+    }
+}
 
 /// `wash dev` serving a component on a loopback port it picks and logs; killed on drop, its
 /// project directory removed.
@@ -29,12 +60,23 @@ impl Wash {
     /// Serves `wasm` with these component environment variables, under the repository's dev
     /// config.
     pub async fn serve(wasm: &Path, env: &[(&str, &str)]) -> Wash {
-        Self::serve_without(wasm, env, &[]).await
+        Self::launch(wasm, &Launch::with_env(env), &[]).await
     }
 
     /// Like [`Wash::serve`], with these variables left out of the dev config's host
     /// environment (`dev.environment`), to see what they do.
     pub async fn serve_without(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Wash {
+        Self::launch(wasm, &Launch::with_env(env), without).await
+    }
+
+    /// Serves `wasm` as `launch` says (its host environment added to the dev config's), with
+    /// the variables `without` names left out of the dev config's host environment.
+    pub async fn launch(wasm: &Path, launch: &Launch, without: &[&str]) -> Wash {
+        assert!(
+            launch.flags.is_empty(),
+            "wash dev takes no flags: {:?}",
+            launch.flags
+        );
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let dir = root().join("target/wash-tests").join(format!(
             "{}-{}",
@@ -44,7 +86,7 @@ impl Wash {
         std::fs::create_dir_all(dir.join(".wash")).unwrap();
         std::fs::write(
             dir.join(".wash/config.yaml"),
-            serde_yaml_ng::to_string(&dev_config(wasm, env, without)).unwrap(),
+            serde_yaml_ng::to_string(&dev_config(wasm, launch, without)).unwrap(),
         )
         .unwrap();
 
@@ -88,15 +130,16 @@ impl Wash {
     }
 }
 
-/// The repository's `.wash/config.yaml`, made to serve `wasm` as it is (no build) on port 0 of
-/// loopback, with `env` as the component's environment and without the host variables named.
-fn dev_config(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Value {
+/// The repository's `.wash/config.yaml`, made to serve `wasm` as it is (no build) where `launch`
+/// listens, with its environment as the component's, its host environment added to the dev
+/// config's, and without the host variables `without` names.
+fn dev_config(wasm: &Path, launch: &Launch, without: &[&str]) -> Value {
     let text =
         std::fs::read_to_string(root().join(".wash/config.yaml")).expect("read .wash/config.yaml");
     let mut config: Value = serde_yaml_ng::from_str(&text).expect(".wash/config.yaml is YAML");
     config["build"]["command"] = "true".into();
     config["build"]["component_path"] = wasm.to_string_lossy().into_owned().into();
-    config["dev"]["address"] = "127.0.0.1:0".into();
+    config["dev"]["address"] = launch.listen.to_string().into();
     if let Some(host_env) = config["dev"]["environment"].as_mapping_mut() {
         for name in without {
             assert!(
@@ -104,10 +147,14 @@ fn dev_config(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Value {
                 "{name} is not in .wash/config.yaml's dev.environment"
             );
         }
+        for (name, value) in &launch.host_env {
+            host_env.insert(name.as_str().into(), value.as_str().into());
+        }
     }
-    let component_env: Mapping = env
+    let component_env: Mapping = launch
+        .env
         .iter()
-        .map(|(name, value)| ((*name).into(), (*value).into()))
+        .map(|(name, value)| (name.as_str().into(), value.as_str().into()))
         .collect();
     config["workload"]["environment"]["config"] = component_env.into();
     config
@@ -132,14 +179,12 @@ impl Host for Wash {
         self.process.log().clone()
     }
 
-    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
-    async fn stop(mut self) -> Stopped {
-        self.process.stopped(Signal::SIGTERM).await
+    fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
-}
 
-impl ComponentHost for Wash {
-    async fn start(component: &Component, env: &[(&str, &str)]) -> Self {
-        Wash::serve(&component.wasm(), env).await
+    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
+    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
+        Box::pin(self.process.stopped(Signal::SIGTERM))
     }
 }

@@ -1,0 +1,439 @@
+//! The catalogue: every host a test or the benchmark starts, as values, and the one way each is
+//! started.
+//!
+//! * [`WasmHost`]: a program that serves the components (`wasmtime serve`, `wash dev`, `spin up`
+//!   on each Spin), one implementation each, listed once in [`WASM_HOSTS`]. The end-to-end tests
+//!   run every one of them (`tests/e2e/tests/wasm_hosts.rs` checks that its list is this one),
+//!   and the benchmark measures every one.
+//! * [`Launch`]: how a host is asked to serve: where, with which environment, with which of its
+//!   own flags.
+//! * [`Server`] and [`servers`]: the benchmark's servers by name, hello-edge's and the references
+//!   it is measured against, each a host and a launch; the `hosts` binary starts any of them for
+//!   `bench/run` and prints where it serves (`src/bin/hosts.rs`).
+//!
+//! A new host is one [`WasmHost`] implementation and one line in [`WASM_HOSTS`]: the tests and the
+//! benchmark take it from there. A host that is not a process here (a cluster's Service) is a
+//! [`Host`] like the others.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::client::Protocol;
+use crate::component::{Component, NOOP_WASIP2, NOOP_WASIP3, WASIP2, WASIP3};
+use crate::host::{BoxFuture, Host, wait_until_answering};
+use crate::native::NativeBinary;
+use crate::spin::SpinUp;
+use crate::tools::root;
+use crate::wash::WashDev;
+use crate::wasmtime::WasmtimeServe;
+
+/// How a host is asked to serve a component.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Where it listens: port 0 of loopback (the host picks a port and says which) unless a port
+    /// is wanted, as a cold start's clock needs.
+    pub listen: SocketAddr,
+    /// The component's environment (`HELLO_EDGE_DELAY_MS`).
+    pub env: Vec<(String, String)>,
+    /// The host process's own environment (Spin's `SPIN_MAX_INSTANCE_COUNT`).
+    pub host_env: Vec<(String, String)>,
+    /// The host's own flags, after the ones it always gets.
+    pub flags: Vec<String>,
+    /// The file to serve instead of the component as built (a precompiled `.cwasm`).
+    pub wasm: Option<PathBuf>,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            env: Vec::new(),
+            host_env: Vec::new(),
+            flags: Vec::new(),
+            wasm: None,
+        }
+    }
+}
+
+impl Launch {
+    /// The component's environment variables, as pairs.
+    pub fn with_env(env: &[(&str, &str)]) -> Launch {
+        Launch {
+            env: pairs(env),
+            ..Launch::default()
+        }
+    }
+
+    /// This launch with `more` of the host's own flags.
+    pub fn and_flags(mut self, more: &[&str]) -> Launch {
+        self.flags.extend(more.iter().map(|flag| flag.to_string()));
+        self
+    }
+
+    /// This launch with `more` in the host process's environment.
+    pub fn and_host_env(mut self, more: &[(&str, &str)]) -> Launch {
+        self.host_env.extend(pairs(more));
+        self
+    }
+
+    /// The component's environment, borrowed.
+    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+}
+
+fn pairs(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// A program that serves the components: how it starts one, and what it is.
+pub trait WasmHost: Sync {
+    /// Its name, in test names and the benchmark's: `wasmtime`, `wash`, `spin`, `spin-4.0`.
+    fn name(&self) -> &'static str;
+
+    /// What it is, in the benchmark's labels: `wasmtime serve`, `wasmCloud wash dev`.
+    fn describe(&self) -> &'static str;
+
+    /// The prefix of its servers' names in the benchmark: `wash-`; none for `wasmtime serve`,
+    /// the reference host.
+    fn prefix(&self) -> &'static str;
+
+    /// Whether it serves `component` (Spin 4.0 knows only a release candidate of WASI 0.3).
+    fn serves(&self, _component: &Component) -> bool {
+        true
+    }
+
+    /// What it is told to serve many thousands of waiting requests (its pools and caps lifted),
+    /// beyond its defaults; `None` when its defaults are what a user runs it with (`wash dev`
+    /// takes its pool from the repository's dev config).
+    fn tuned(&self, _component: &Component) -> Option<Launch> {
+        None
+    }
+
+    /// Starts it serving `component` as `launch` says, and returns once the component answers.
+    fn start<'a>(
+        &'a self,
+        component: &'a Component,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>>;
+}
+
+/// Every program that serves the components, each once: what the end-to-end tests run, and what
+/// the benchmark measures.
+pub static WASM_HOSTS: [&dyn WasmHost; 4] =
+    [&WasmtimeServe, &WashDev, &SpinUp::LATEST, &SpinUp::V4_0];
+
+/// A host of [`WASM_HOSTS`] by its name.
+pub fn wasm_host(name: &str) -> &'static dyn WasmHost {
+    WASM_HOSTS
+        .iter()
+        .copied()
+        .find(|host| host.name() == name)
+        .unwrap_or_else(|| panic!("no wasm host is named {name}"))
+}
+
+/// One of the benchmark's servers: hello-edge on a host, or a reference.
+#[derive(Clone)]
+pub struct Server {
+    /// Its name, as `bench/run --servers` takes it: `native`, `p2-tuned`, `spin-p3`.
+    pub name: String,
+    /// What it is, in the report.
+    pub label: String,
+    /// Whether it is a reference hello-edge is measured against, not hello-edge.
+    pub reference: bool,
+    /// How it is started.
+    pub serve: Serve,
+}
+
+/// How a [`Server`] is started.
+#[derive(Clone)]
+pub enum Serve {
+    /// A program that says where it serves as the `hello-edge` binary does (`Serving
+    /// http://ADDR`), with its arguments; in each, `{addr}`, `{host}`, `{port}`, `{delay_ms}` and
+    /// `{protocol}` (`http1`, `http2`) are the run's.
+    Program {
+        /// The program, from the root.
+        program: Program,
+        /// Its arguments.
+        args: Vec<&'static str>,
+    },
+    /// A component on a host, launched so (the delay is added to the component's environment).
+    Component {
+        /// The host.
+        host: &'static dyn WasmHost,
+        /// The component.
+        component: &'static Component,
+        /// The host's settings.
+        launch: Launch,
+    },
+}
+
+/// A program the benchmark runs as a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// The native server, as built in release (`target/release/hello-edge`).
+    Native,
+    /// The least a hyper server does (`target/release/bare-hyper`, bench/bare-hyper).
+    BareHyper,
+    /// The seed's aiohttp server, in the benchmark's virtualenv (bench/seed_aiohttp.py).
+    Seed,
+}
+
+impl Program {
+    /// The command that runs it, before its arguments.
+    fn command(self) -> Command {
+        let root = root();
+        match self {
+            Program::Native => Command::new(root.join("target/release/hello-edge")),
+            Program::BareHyper => Command::new(root.join("target/release/bare-hyper")),
+            Program::Seed => {
+                let mut command = Command::new(root.join("bench/.venv/bin/python"));
+                command.arg(root.join("bench/seed_aiohttp.py"));
+                command
+            }
+        }
+    }
+}
+
+/// How one run of a server is set: where it listens, its delay, the protocol its load speaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The delay before each answer.
+    pub delay: Duration,
+    /// The protocol the load speaks (a server that must be told is told).
+    pub protocol: Protocol,
+}
+
+impl Server {
+    /// Whether it speaks HTTP/2 with prior knowledge, as the HTTP/2 scenarios need.
+    pub fn speaks_http2(&self) -> bool {
+        matches!(
+            self.serve,
+            Serve::Program {
+                program: Program::Native | Program::BareHyper,
+                ..
+            }
+        )
+    }
+
+    /// Whether it sends hello-edge's answer to `/hello/bench` (the same status, fields and body
+    /// length), as every server but the seed's does: the benchmark checks it before measuring.
+    pub fn answers_as_hello_edge(&self) -> bool {
+        !matches!(
+            self.serve,
+            Serve::Program {
+                program: Program::Seed,
+                ..
+            }
+        )
+    }
+
+    /// Starts it for `run`, and returns once it answers over `run.protocol`.
+    pub async fn start(&self, run: Run) -> Box<dyn Host> {
+        let millis = run.delay.as_millis().to_string();
+        match &self.serve {
+            Serve::Program { program, args } => {
+                let mut run = run;
+                if run.listen.port() == 0 && args.iter().any(|arg| arg.contains("{port}")) {
+                    // Told a port apart from its address, it says the one it was told: pick one.
+                    run.listen = free_port(run.listen);
+                }
+                let mut command = program.command();
+                let protocol = match run.protocol {
+                    Protocol::Http1 => "http1",
+                    Protocol::Http2 => "http2",
+                };
+                for arg in args {
+                    command.arg(
+                        arg.replace("{addr}", &run.listen.to_string())
+                            .replace("{host}", &run.listen.ip().to_string())
+                            .replace("{port}", &run.listen.port().to_string())
+                            .replace("{delay_ms}", &millis)
+                            .replace("{protocol}", protocol),
+                    );
+                }
+                let mut binary = NativeBinary::program(self.label.clone(), command).await;
+                let addr = binary.addr();
+                wait_until_answering(
+                    addr,
+                    binary.process(),
+                    Duration::from_secs(30),
+                    run.protocol,
+                )
+                .await;
+                Box::new(binary)
+            }
+            Serve::Component {
+                host,
+                component,
+                launch,
+            } => {
+                let mut launch = launch.clone();
+                launch.listen = run.listen;
+                launch
+                    .env
+                    .push((hello_edge::Config::DELAY_ENV.to_owned(), millis));
+                host.start(component, &launch).await
+            }
+        }
+    }
+
+    /// This server with `flags` in place of those of its host's flags that start with one of
+    /// `replacing` (a component's server only), named and labelled anew.
+    pub fn with_flags(
+        &self,
+        name: String,
+        label: String,
+        replacing: &[&str],
+        flags: &[&str],
+    ) -> Server {
+        let mut server = self.clone();
+        server.name = name;
+        server.label = label;
+        match &mut server.serve {
+            Serve::Component { launch, .. } => {
+                launch
+                    .flags
+                    .retain(|flag| !replacing.iter().any(|prefix| flag.starts_with(prefix)));
+                launch
+                    .flags
+                    .extend(flags.iter().map(|flag| flag.to_string()));
+            }
+            Serve::Program { .. } => panic!("{} is not a component's server", self.name),
+        }
+        server
+    }
+
+    /// This server serving `wasm` (a precompiled `.cwasm`) instead of its component as built.
+    pub fn serving_file(&self, wasm: PathBuf) -> Server {
+        let mut server = self.clone();
+        match &mut server.serve {
+            Serve::Component { launch, .. } => launch.wasm = Some(wasm),
+            Serve::Program { .. } => panic!("{} is not a component's server", self.name),
+        }
+        server
+    }
+}
+
+/// The benchmark's servers, in the order it measures them: the native server and bare hyper,
+/// then each component under each host of [`WASM_HOSTS`] (with its defaults, and tuned where
+/// the host has tuning), the no-op references beside them under `wasmtime serve`, and the seed.
+pub fn servers() -> Vec<Server> {
+    let program = |name: &str, label: &str, reference, program, args: &[&'static str]| Server {
+        name: name.to_owned(),
+        label: label.to_owned(),
+        reference,
+        serve: Serve::Program {
+            program,
+            args: args.to_vec(),
+        },
+    };
+    let mut servers = vec![
+        // The cap (10,000 by default) lifted, as wasmtime's are when tuned.
+        program(
+            "native",
+            "hello-edge native",
+            false,
+            Program::Native,
+            &[
+                "--listen",
+                "{addr}",
+                "--delay-ms",
+                "{delay_ms}",
+                "--max-connections",
+                "30000",
+            ],
+        ),
+        // Plain HTTP/1.1, or plain HTTP/2 in the HTTP/2 scenarios; and on hyper-util's auto
+        // builder, to measure that builder's own cost.
+        program(
+            "bare-hyper",
+            "bare hyper (reference)",
+            true,
+            Program::BareHyper,
+            &["{addr}", "{delay_ms}", "{protocol}"],
+        ),
+        program(
+            "bare-hyper-auto",
+            "bare hyper on hyper-util's auto builder (reference)",
+            true,
+            Program::BareHyper,
+            &["{addr}", "{delay_ms}", "auto"],
+        ),
+    ];
+    for host in WASM_HOSTS {
+        for (component, noop) in [(&WASIP3, &NOOP_WASIP3), (&WASIP2, &NOOP_WASIP2)] {
+            if !host.serves(component) {
+                continue;
+            }
+            servers.extend(component_servers(host, component));
+            // The no-op beside each, under the reference host only.
+            if host.name() == WasmtimeServe.name() {
+                servers.extend(component_servers(host, noop));
+            }
+        }
+    }
+    servers.push(program(
+        "seed-aiohttp",
+        "seed: aiohttp (reference)",
+        true,
+        Program::Seed,
+        &["{host}", "{port}", "{delay_ms}"],
+    ));
+    servers
+}
+
+/// `component` on `host`: with the host's defaults, and tuned if the host has tuning.
+fn component_servers(host: &'static dyn WasmHost, component: &'static Component) -> Vec<Server> {
+    let short = match component.name {
+        "wasip2" => "p2",
+        "wasip3" => "p3",
+        "noop-wasip2" => "noop-p2",
+        "noop-wasip3" => "noop-p3",
+        other => other,
+    };
+    let reference = if component.is_reference() {
+        " (reference)"
+    } else {
+        ""
+    };
+    let server = |suffix: &str, how: &str, launch: Launch| Server {
+        name: format!("{}{short}{suffix}", host.prefix()),
+        label: format!("{}, {}{how}{reference}", component.label, host.describe()),
+        reference: component.is_reference(),
+        serve: Serve::Component {
+            host,
+            component,
+            launch,
+        },
+    };
+    match host.tuned(component) {
+        None => vec![server("", "", Launch::default())],
+        Some(tuned) => vec![
+            server("", " defaults", Launch::default()),
+            server("-tuned", " tuned", tuned),
+        ],
+    }
+}
+
+/// A server of [`servers`] by its name.
+pub fn server(name: &str) -> Option<Server> {
+    servers().into_iter().find(|server| server.name == name)
+}
+
+/// A port free now on `listen`'s address, for a program that cannot say which port it picked.
+fn free_port(listen: SocketAddr) -> SocketAddr {
+    std::net::TcpListener::bind(listen)
+        .and_then(|listener| listener.local_addr())
+        .unwrap_or_else(|err| panic!("no free port on {listen}: {err}"))
+}
