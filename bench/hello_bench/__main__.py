@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import LOGS, RESULTS, chart, cold, limits, procs, report, soak
 from . import __doc__ as PACKAGE_DOC
-from .load import GROUPS, SCENARIOS, Result, Scenario, measure
-from .servers import ANSWER, SERVERS, SWEEP_SCENARIO, SWEEP_SERVERS, Server, Tools, launch, wash_config
+from .load import GROUPS, SCENARIOS, SWEEP_SCENARIO, Result, Scenario, measure
+from .servers import ANSWER, Server, catalogue, serving
 from .soak import SOAK_SERVERS
 
 SCENARIO_CHOICES = ("all", *GROUPS, "sweep", "cold", "instances")
@@ -27,12 +27,10 @@ SCENARIO_CHOICES = ("all", *GROUPS, "sweep", "cold", "instances")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run", description=PACKAGE_DOC.splitlines()[0])
-    parser.add_argument("--wasmtime", default="wasmtime", help="the wasmtime CLI (bench/run: target/tools/bin)")
-    parser.add_argument("--wash", default="wash", help="wasmCloud's wash CLI (bench/run: target/tools/bin)")
-    parser.add_argument("--spin", default="spin", help="the Spin CLI (bench/run: target/tools/bin)")
     parser.add_argument("--servers", default="all",
-                        help="comma-separated: " + ", ".join(s.name for s in SERVERS)
-                        + f"; all by default ({SOAK_SERVERS} with --soak)")
+                        help="comma-separated names of the host catalogue's servers (`target/release/hosts "
+                        f"list` lists them: native, bare-hyper, p2-tuned, spin-p3, ...); all by default "
+                        f"({SOAK_SERVERS} with --soak)")
     parser.add_argument("--scenarios", default="all", choices=SCENARIO_CHOICES,
                         help="all; delayed (delay 500 ms, HTTP/1.1), zero (delay 0), h2 (HTTP/2, h2load), "
                         "sweep (the WASI 0.3 component's requests an instance, at C=10,000), "
@@ -44,12 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true",
                         help="instead: C=1,000 at 500 ms for --minutes per server (bench/soak)")
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length per server")
-    args = parser.parse_args(argv)
-    known = {s.name for s in SERVERS}
-    unknown = [n for n in args.servers.split(",") if n != "all" and n not in known]
+    return parser.parse_args(argv)
+
+
+def check_servers(servers: str) -> None:
+    """Exits, naming them, if `servers` names a server the catalogue has not."""
+    known = {s.name for s in catalogue().servers}
+    unknown = [n for n in servers.split(",") if n != "all" and n not in known]
     if unknown:
-        parser.error(f"unknown server(s): {', '.join(unknown)}")
-    return args
+        sys.exit(f"bench/run: unknown server(s): {', '.join(unknown)}; the catalogue has {', '.join(sorted(known))}")
 
 
 def package_version(name: str) -> str:
@@ -59,17 +60,16 @@ def package_version(name: str) -> str:
         return "?"
 
 
-def run_server(server: Server, scenarios: list[Scenario], times: dict, tools: Tools) -> list[Result]:
+def run_server(server: Server, scenarios: list[Scenario], times: dict) -> list[Result]:
     """One server through its scenarios: started once per delay and protocol, slowest first,
     HTTP/1.1 before HTTP/2."""
     results = []
-    scenarios = [s for s in scenarios if s.runs_for(server.name)]
+    scenarios = [s for s in scenarios if s.runs_for(server)]
     for delay_ms, protocol in sorted({(s.delay_ms, s.protocol) for s in scenarios}, key=lambda k: (-k[0], k[1])):
-        port = procs.free_port()
-        how = launch(server, port, delay_ms, tools, protocol)
         log_path = LOGS / f"{server.name}-delay{delay_ms}{'-h2' if protocol == 'http2' else ''}.log"
-        with procs.serving(how.argv, port, log_path, how.cwd, how.ready_log, protocol, how.env) as proc:
-            if protocol == "http1" and server.host != "python":
+        with serving(server.name, delay_ms, log_path, protocol) as proc:
+            port = proc.port
+            if protocol == "http1" and server.answers_as_hello_edge:
                 answer = procs.answer_of(port)
                 if answer != ANSWER:
                     raise RuntimeError(f"{server.name} answers /hello/bench with {answer}, "
@@ -110,12 +110,14 @@ def measure_once_or_twice(server: Server, proc, port: int, scenario: Scenario, t
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wanted = [s.name for s in SERVERS] if args.servers == "all" else args.servers.split(",")
-    servers = [s for s in SERVERS if s.name in wanted]
+    check_servers(args.servers)
+    every = catalogue().servers
+    wanted = [s.name for s in every] if args.servers == "all" else args.servers.split(",")
+    servers = [s for s in every if s.name in wanted]
     scenarios = {"all": SCENARIOS, "sweep": [], "cold": [], "instances": [],
                  **{g: [s for s in SCENARIOS if s.group == g] for g in GROUPS}}[args.scenarios]
     times = {"warmup": args.warmup, "window": args.window}
-    tools = Tools(args.wasmtime, args.wash, args.spin, sys.executable)
+    versions = catalogue().versions
     open_files = procs.raise_open_file_limit()
     if open_files < 10_240:
         print(f"the open-file limit is {open_files}; the C = 10,000 scenarios need about 10,240", file=sys.stderr)
@@ -126,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.system()} {platform.release()}, {platform.machine()}",
         "wrk": wrk.split()[1] if len(wrk.split()) > 1 else "?",
         "h2load": procs.version(["h2load", "--version"]).removeprefix("h2load "),
-        "wasmtime": procs.version([args.wasmtime, "--version"]).removeprefix("wasmtime "),
-        "wash": procs.version([args.wash, "--version"]).removeprefix("wash "),
-        "spin": procs.version([args.spin, "--version"]).removeprefix("spin "),
+        "wasmtime": versions["wasmtime"].removeprefix("wasmtime "),
+        "wash": versions["wash"].removeprefix("wash "),
+        "spin": versions["spin"].removeprefix("spin "),
+        "spin-4.0": versions["spin-4.0"].removeprefix("spin "),
         "aiohttp": package_version("aiohttp"),
         "python": platform.python_version(),
         "warmup": args.warmup,
@@ -136,25 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         "open_files": open_files,
     }
     if args.soak:
-        return soak.soak(args, meta, tools)
+        return soak.soak(args, meta)
     print(f"hello-edge benchmark, {meta['date']}, {meta['machine']}", flush=True)
     results: list[Result] = []
     for server in servers:
-        results += run_server(server, scenarios, times, tools)
+        results += run_server(server, scenarios, times)
     sweep = []
     if args.scenarios == "sweep" or (args.scenarios == "all" and args.servers == "all"):
         scenario = next(s for s in SCENARIOS if s.name == SWEEP_SCENARIO)
-        for server in SWEEP_SERVERS:
-            sweep += run_server(server, [dataclasses.replace(scenario, only=(server.name,))], times, tools)
-    starts = cold.cold_start(tools, args.starts) if args.scenarios in ("all", "cold") else []
-    costs = cold.instance_cost(tools, times) if args.scenarios in ("all", "instances") else []
+        for server in catalogue().sweep:
+            sweep += run_server(server, [dataclasses.replace(scenario, only=(server.name,))], times)
+    starts = cold.cold_start(args.starts) if args.scenarios in ("all", "cold") else []
+    costs = cold.instance_cost(times) if args.scenarios in ("all", "instances") else []
     wasm_sizes = cold.sizes()
     meta["sizes"] = wasm_sizes
-    wash_env = (wash_config().get("dev", {}).get("environment") or {}
-                if any(s.host == "wash" for s in servers) else None)
+    wash_env = report.wash_env() if any(s.name.startswith("wash-") for s in servers) else None
 
     args.out.mkdir(parents=True, exist_ok=True)
-    table = (report.markdown(results, meta, wash_env) + "\n" + report.sweep_markdown(sweep) + "\n"
+    cat = catalogue()
+    table = (report.markdown(results, meta, cat, wash_env) + "\n" + report.sweep_markdown(sweep, cat) + "\n"
              + report.cold_markdown(starts, costs, wasm_sizes, args.starts))
     (args.out / "latest.md").write_text(table + "\n![chart](latest.svg)\n")
     (args.out / "latest.json").write_text(json.dumps(
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
          "cold_start": [dataclasses.asdict(s) for s in starts],
          "instance_cost": [{**dataclasses.asdict(c), "instantiation_us": c.instantiation_us} for c in costs]},
         indent=1) + "\n")
-    chart.chart(results, starts, costs, args.out / "latest.svg", sweep)
+    chart.chart(results, starts, costs, args.out / "latest.svg", catalogue(), sweep)
     print()
     print(table)
     print(f"written: {args.out / 'latest.md'}, {args.out / 'latest.svg'}, {args.out / 'latest.json'}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cold import InstanceCost, Start
 from .load import SCENARIOS, Result
-from .servers import LABELS, REUSE_FOR_GOOD, SERVERS, SWEEP_SERVERS
+from .servers import Catalogue
 
 
 def _log_scale(ax, values, axis: str = "y") -> None:
@@ -20,15 +20,15 @@ def _log_scale(ax, values, axis: str = "y") -> None:
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
-def _ordered(rows: list[Result]) -> list[str]:
-    return [s.name for s in SERVERS if any(r.server == s.name for r in rows)]
+def _ordered(rows: list[Result], cat: Catalogue) -> list[str]:
+    return [s.name for s in cat.servers if any(r.server == s.name for r in rows)]
 
 
-def _against_concurrency(ax, rows: list[Result], value, title: str, unit: str, xlabel: str,
+def _against_concurrency(ax, rows: list[Result], cat: Catalogue, value, title: str, unit: str, xlabel: str,
                          ideal: str) -> None:
-    for name in _ordered(rows):
+    for name in _ordered(rows, cat):
         mine = sorted((r for r in rows if r.server == name), key=lambda r: r.streams)
-        ax.plot([r.streams for r in mine], [value(r) for r in mine], marker="o", label=LABELS[name])
+        ax.plot([r.streams for r in mine], [value(r) for r in mine], marker="o", label=cat.labels[name])
     cs = sorted({r.streams for r in rows})
     d = rows[0].delay_ms
     if ideal == "throughput":
@@ -57,11 +57,13 @@ def _bars(ax, names: list[str], series: list[tuple[str, list[float]]], ylabel: s
     ax.grid(True, axis="y", alpha=0.3)
 
 
-def _sweep(ax, sweep: list[Result]) -> None:
+def _sweep(ax, sweep: list[Result], cat: Catalogue) -> None:
     """Requests/s and p99 against the requests one instance takes, the WASI 0.3 component under
     wasmtime serve at C=10,000."""
-    params = {s.name: s.params["sweep"] for s in SWEEP_SERVERS}
-    kept = sorted((r for r in sweep if params[r.server][1] == REUSE_FOR_GOOD), key=lambda r: params[r.server][0])
+    params = {s.name: s.sweep for s in cat.sweep}
+    # Reused for good: the longest reuse any sweep server has.
+    for_good = max(reuse for _, reuse in params.values())
+    kept = sorted((r for r in sweep if params[r.server][1] == for_good), key=lambda r: params[r.server][0])
     xs = [params[r.server][0] for r in kept]
     ax.plot(xs, [r.rps for r in kept], marker="o", color="tab:blue", label="requests/s")
     if kept:
@@ -79,7 +81,7 @@ def _sweep(ax, sweep: list[Result]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost], path: Path,
+def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost], path: Path, cat: Catalogue,
           sweep: list[Result] = ()) -> None:
     import matplotlib
 
@@ -93,24 +95,24 @@ def chart(results: list[Result], starts: list[Start], costs: list[InstanceCost],
     panels = []  # (draw function), each given its axes
     if delayed:
         panels.append(lambda ax: _against_concurrency(
-            ax, delayed, lambda r: r.rps, "Throughput, delay 500 ms", "requests/s",
+            ax, delayed, cat, lambda r: r.rps, "Throughput, delay 500 ms", "requests/s",
             "concurrent connections C", "throughput"))
         panels.append(lambda ax: _against_concurrency(
-            ax, delayed, lambda r: r.p99_ms, "p99 latency, delay 500 ms", "ms",
+            ax, delayed, cat, lambda r: r.p99_ms, "p99 latency, delay 500 ms", "ms",
             "concurrent connections C", "latency"))
     if h2:
         panels.append(lambda ax: _against_concurrency(
-            ax, h2, lambda r: r.rps, f"HTTP/2 throughput, delay 500 ms, {h2[0].connections} connections",
+            ax, h2, cat, lambda r: r.rps, f"HTTP/2 throughput, delay 500 ms, {h2[0].connections} connections",
             "requests/s", "concurrent streams", "throughput"))
     if sweep:
-        panels.append(lambda ax: _sweep(ax, list(sweep)))
+        panels.append(lambda ax: _sweep(ax, list(sweep), cat))
     if zero:
         def draw_zero(ax):
-            names = _ordered(zero)
+            names = _ordered(zero, cat)
             scen = [s.name for s in SCENARIOS if s.group == "zero" and any(r.scenario == s.name for r in zero)]
             series = [(sname, [next((r.rps for r in zero if r.server == n and r.scenario == sname), 0)
                                for n in names]) for sname in scen]
-            _bars(ax, [LABELS[n] for n in names], series, "requests/s", "Throughput, delay 0, C = 64")
+            _bars(ax, [cat.labels[n] for n in names], series, "requests/s", "Throughput, delay 0, C = 64")
         panels.append(draw_zero)
     if starts:
         def draw_cold(ax):

@@ -39,10 +39,14 @@ class Scenario:
         """Requests in flight at once: the streams, else the connections."""
         return self.streams or self.connections
 
-    def runs_for(self, server: str) -> bool:
-        if server in OWN_SCENARIOS:
-            return self.name in OWN_SCENARIOS[server]
-        return not self.only or server in self.only
+    def runs_for(self, server) -> bool:
+        """Whether it runs for `server` (a servers.Server): an HTTP/2 scenario for those that
+        speak HTTP/2 with prior knowledge only."""
+        if server.name in OWN_SCENARIOS:
+            return self.name in OWN_SCENARIOS[server.name]
+        if self.protocol == "http2" and not server.http2:
+            return False
+        return not self.only or server.name in self.only
 
 
 # The largest scale scenario is as many connections as one process may hold here: the hard
@@ -53,11 +57,10 @@ SCALE_NOTE = (f"C={SCALE_C:,} is the most this machine allows: the hard open-fil
               "process and cannot be raised here (no CAP_SYS_RESOURCE), and the server and wrk each "
               "hold a descriptor per connection. C=25,000 needs a limit above 25,000.")
 # HTTP/2: many streams over few connections, so the open-file limit does not bind; h2load's
-# two threads, as wrk's.
+# two threads, as wrk's. It runs for the servers that speak HTTP/2 with prior knowledge
+# (cleartext), as the catalogue says.
 H2_CONNECTIONS = 250
 H2_THREADS = 2
-# The servers that speak HTTP/2 with prior knowledge (cleartext).
-H2_SERVERS = ("native", "bare-hyper")
 # Servers that run only the scenarios named here: bare hyper on hyper-util's auto builder, for
 # what that builder holds per waiting connection beside plain HTTP/1.1 (the native server tells
 # HTTP/1.1 from HTTP/2 without it).
@@ -68,11 +71,14 @@ SCENARIOS = [
     Scenario(f"delay 500 ms, C={SCALE_C:,}", "delayed", 500, SCALE_C, "/hello/bench",
              only=("native", "bare-hyper")),
     *(Scenario(f"HTTP/2, delay 500 ms, {streams:,} streams", "h2", 500, H2_CONNECTIONS, "/hello/bench",
-               streams, H2_SERVERS) for streams in (25_000, 50_000)),
+               streams) for streams in (25_000, 50_000)),
     Scenario("delay 0, C=64, /", "zero", 0, 64, "/"),
     Scenario("delay 0, C=64, /hello/x", "zero", 0, 64, "/hello/x"),
 ]
 GROUPS = ("delayed", "zero", "h2")
+# The scenario the sweep of requests an instance runs in (`--scenarios sweep`): the catalogue's
+# sweep servers, the WASI 0.3 component under wasmtime serve tuned but for those counts.
+SWEEP_SCENARIO = "delay 500 ms, C=10,000"
 
 
 # The machine's cores all in use (of its 2), and the share of them the load generator had, past

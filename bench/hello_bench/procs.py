@@ -1,26 +1,15 @@
-"""Process control and /proc sampling: starting a server in a session of its own and stopping it
-(SIGTERM, then SIGKILL), free ports, waiting until a server answers, the servers' environment
-and open-file limit, and a process's RSS, peak RSS (VmHWM, reset through clear_refs), CPU
-seconds and open descriptors."""
+"""Processes as the benchmark reads them: the servers' environment and open-file limit, a
+server's answer, whether a process lives, and its process tree's RSS, peak RSS (VmHWM, reset
+through clear_refs), CPU seconds and open descriptors, from /proc. Servers themselves are
+started through the host catalogue (servers.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import resource
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
-from typing import Iterator
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env() -> dict:
@@ -42,54 +31,6 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def start(argv: list[str], log, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
-    """Starts a server in a new session (so stop() reaches all it spawns), output to `log`, with
-    `env` added to the servers' environment."""
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**server_env(), **(env or {})}, cwd=cwd)
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to a server's process group (started with start_new_session), SIGKILL after 30 s."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-# HTTP/2 with prior knowledge: the client's preface and an empty SETTINGS frame, which a server
-# answers with a SETTINGS frame of its own (type 4, the fourth byte of a frame header).
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-
-
-def wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 120, protocol: str = "http1") -> None:
-    """Waits until the server answers an HTTP request, or HTTP/2's preface with its settings
-    (wasm hosts compile before they listen)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.settimeout(70)
-                if protocol == "http2":
-                    sock.sendall(H2_PREFACE)
-                    head = sock.recv(9)
-                    if len(head) >= 4 and head[3] == 4:
-                        return
-                else:
-                    sock.sendall(b"GET /hello/ready HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-                    if sock.recv(12).startswith(b"HTTP/1.1"):
-                        return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def answer_of(port: int, path: str = "/hello/bench") -> tuple[int, list[tuple[str, str]], int]:
     """A server's answer to GET `path` over HTTP/1.1: its status, its header fields (names
     lowercased, sorted, `date` left out, since hosts add it) and its body's length."""
@@ -105,34 +46,13 @@ def answer_of(port: int, path: str = "/hello/bench") -> tuple[int, list[tuple[st
         conn.close()
 
 
-def wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    """Waits until the server's log holds `text`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text.encode() in path.read_bytes():
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before logging {text!r}; see {path}")
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not log {text!r} within {timeout:.0f} s; see {path}")
-
-
-@contextlib.contextmanager
-def serving(argv: list[str], port: int, log_path: Path, cwd: Path | None = None,
-            ready_log: str | None = None, protocol: str = "http1",
-            env: dict | None = None) -> Iterator[subprocess.Popen]:
-    """A server started, logging to `log_path`, and answering `protocol` on `port`; stopped at
-    the end."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = start(argv, log, cwd, env)
-        try:
-            if ready_log:
-                wait_for_log(log_path, ready_log, proc)
-            wait_until_serving(port, proc, protocol=protocol)
-            yield proc
-        finally:
-            stop(proc)
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def tree(pid: int) -> list[int]:

@@ -3,11 +3,23 @@ cold-start and instance-cost tables (latest.md), and the soak's table (soak.md).
 
 from __future__ import annotations
 
-from .cold import FILES, InstanceCost, Start
+from . import ROOT
+from .cold import InstanceCost, Start
 from .limits import describe
 from .load import (CONNECTIONS_PER_WRK, H2_CONNECTIONS, H2_THREADS, LOAD_SATURATED, LOAD_SHARE, SCALE_NOTE,
                    SCENARIOS, WRK_STAGGER_S, Result)
-from .servers import LABELS, SPIN_TUNED_ENV, SPIN_TUNED_WASIP3_FLAGS, SWEEP_SERVERS, WASH_CONFIG, WASMTIME_TUNED
+from .servers import Catalogue
+
+# The repository's wash dev config: its dev.environment is the host's (the instance pool).
+WASH_CONFIG = ROOT / ".wash" / "config.yaml"
+
+
+def wash_env() -> dict:
+    """The host environment wash dev runs with: the dev config's `dev.environment` (PyYAML, from
+    the virtualenv)."""
+    import yaml
+
+    return (yaml.safe_load(WASH_CONFIG.read_text()).get("dev", {}).get("environment") or {})
 
 # Each ratio of requests/s: (column title, numerator, denominator).
 RATIOS = [
@@ -51,7 +63,7 @@ def _peak(r: Result) -> str:
     return "– (it had exited)" if r.peak_rss == 0 else f"{r.peak_rss / 2**20:.1f} MiB"
 
 
-def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) -> str:
+def markdown(results: list[Result], meta: dict, cat: Catalogue, wash_env: dict | None = None) -> str:
     lines = [
         "# hello-edge benchmark",
         "",
@@ -95,7 +107,7 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
         else:
             per_conn = f"{(r.peak_rss - r.idle_rss) / r.connections / 1024:.1f} KiB"
         lines.append(
-            f"| {LABELS[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
+            f"| {cat.labels[r.server]} | {r.scenario} | {r.rps:,.0f} | {ideal} | {r.p50_ms:.1f} ms | "
             f"{r.p99_ms:.1f} ms | {p99_d} | {_errors(r.error_kinds)} | {describe(r.limit)} | "
             f"{_peak(r)} | {per_conn} | {r.server_cpu:.2f}, {r.load_cpu:.2f} | "
             f"{'† (measured ' + str(r.runs) + '×)' if r.load_bound else '–'} |")
@@ -110,10 +122,14 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
                   "| --- |" + " ---: |" * len(shown)]
         for s in measured:
             lines.append(f"| {s.name} | " + " | ".join(cells[s.name][i] for i in shown) + " |")
-    notes = (f"wasmtime serve tuned: `{' '.join(WASMTIME_TUNED)}`. spin up tuned: "
-             f"`{' '.join(f'{k}={v}' for k, v in SPIN_TUNED_ENV.items())}` in its environment, and for the WASI 0.3 "
-             f"component `{' '.join(SPIN_TUNED_WASIP3_FLAGS)}`; spin up defaults: none of these. "
-             "The native server runs with `--max-connections 30000`. " + SCALE_NOTE)
+    tuned = {s.name: s for s in cat.servers if s.name in ("p2-tuned", "spin-p2-tuned", "spin-p3-tuned")}
+    notes = ""
+    if len(tuned) == 3:
+        notes = (f"wasmtime serve tuned: `{' '.join(tuned['p2-tuned'].flags)}`. spin up tuned: "
+                 f"`{' '.join(f'{k}={v}' for k, v in tuned['spin-p2-tuned'].host_env)}` in its environment, and "
+                 f"for the WASI 0.3 component `{' '.join(tuned['spin-p3-tuned'].flags)}`; spin up defaults: none "
+                 "of these. ")
+    notes += "The native server runs with `--max-connections 30000`. " + SCALE_NOTE
     if wash_env is not None:
         notes += (f" wash dev: `{WASH_CONFIG.relative_to(WASH_CONFIG.parent.parent)}` with its host environment "
                   f"(`dev.environment`: {', '.join(f'`{k}={v}`' for k, v in wash_env.items()) or 'none'}), "
@@ -123,12 +139,12 @@ def markdown(results: list[Result], meta: dict, wash_env: dict | None = None) ->
     return "\n".join(lines)
 
 
-def sweep_markdown(sweep: list[Result]) -> str:
+def sweep_markdown(sweep: list[Result], cat: Catalogue) -> str:
     """The sweep's table: the WASI 0.3 component under wasmtime serve at C=10,000, by the
     requests an instance takes at once."""
     if not sweep:
         return ""
-    params = {s.name: s.params["sweep"] for s in SWEEP_SERVERS}
+    params = {s.name: s.sweep for s in cat.sweep}
     lines = [
         "## Requests an instance takes: the WASI 0.3 component under wasmtime serve, C=10,000",
         "",
@@ -188,14 +204,14 @@ def cold_markdown(starts: list[Start], costs: list[InstanceCost], wasm_sizes: di
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c in costs:
-            lines.append(f"| {c.label} | {wasm_sizes.get(FILES[c.name], 0):,} B | {c.rps_fresh:,.0f} | "
+            lines.append(f"| {c.label} | {wasm_sizes.get(c.component, 0):,} B | {c.rps_fresh:,.0f} | "
                          f"{c.rps_reused:,.0f} | {c.cpu_us_fresh:.1f} µs | {c.cpu_us_reused:.1f} µs | "
                          f"{c.instantiation_us:.1f} µs |")
         lines.append("")
     return "\n".join(lines)
 
 
-def soak_markdown(runs: list[dict], meta: dict) -> str:
+def soak_markdown(runs: list[dict], meta: dict, cat: Catalogue) -> str:
     lines = [
         "# hello-edge soak",
         "",
@@ -220,7 +236,7 @@ def soak_markdown(runs: list[dict], meta: dict) -> str:
         fds = [s["fds"] for s in run["samples"]]
         moved = (r[-1] - r[0]) / r[0] * 100 if r and r[0] else 0
         lines.append(
-            f"| {LABELS[run['server']]} | {run['connections']:,}, {run['delay_ms']} ms, {run['minutes']:g} | "
+            f"| {cat.labels[run['server']]} | {run['connections']:,}, {run['delay_ms']} ms, {run['minutes']:g} | "
             f"{t['requests']:,} | {rps / ideal:.3f} | {t['p50_us'] / 1000:.1f} ms | {t['p99_us'] / 1000:.1f} ms | "
             f"{_errors(bad)} | "
             f"{r[0]:.1f}, {r[-1]:.1f}, {min(r):.1f}–{max(r):.1f} MiB | {moved:+.1f} % | {min(fds)}–{max(fds)} |")

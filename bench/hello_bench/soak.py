@@ -10,20 +10,19 @@ import subprocess
 import time
 
 from . import BENCH, LOGS
-from .procs import fd_count, free_port, rss, serving
+from .procs import fd_count, rss
 from .report import soak_markdown
-from .servers import SERVERS, Server, Tools, launch
+from .servers import Server, catalogue, serving
 
 SOAK_SERVERS = "native,p3-tuned,p2-tuned"
 
 
-def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, tools: Tools) -> dict:
+def soak_one(server: Server, minutes: float, connections: int, delay_ms: int) -> dict:
     """Runs one server under C connections at delay d for `minutes`, sampling its RSS and open
     descriptors every 10 s; returns the samples and wrk's totals."""
-    port = free_port()
-    how = launch(server, port, delay_ms, tools)
     samples = []
-    with serving(how.argv, port, LOGS / f"soak-{server.name}.log", how.cwd, how.ready_log, env=how.env) as proc:
+    with serving(server.name, delay_ms, LOGS / f"soak-{server.name}.log") as proc:
+        port = proc.port
         seconds = math.ceil(minutes * 60)
         wrk_cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                    "-s", str(BENCH / "totals.lua"), f"http://127.0.0.1:{port}/hello/soak"]
@@ -48,14 +47,14 @@ def soak_one(server: Server, minutes: float, connections: int, delay_ms: int, to
             "delay_ms": delay_ms, "totals": totals, "samples": samples, "alive_at_end": alive}
 
 
-def soak(args: argparse.Namespace, meta: dict, tools: Tools) -> int:
+def soak(args: argparse.Namespace, meta: dict) -> int:
     wanted = (args.servers if args.servers != "all" else SOAK_SERVERS).split(",")
-    servers = [s for s in SERVERS if s.name in wanted]
+    servers = [s for s in catalogue().servers if s.name in wanted]
     print(f"hello-edge soak, {meta['date']}: {', '.join(s.name for s in servers)}, "
           f"{args.minutes:g} minutes each", flush=True)
-    runs = [soak_one(s, args.minutes, 1_000, 500, tools) for s in servers]
+    runs = [soak_one(s, args.minutes, 1_000, 500) for s in servers]
     args.out.mkdir(parents=True, exist_ok=True)
-    table = soak_markdown(runs, meta)
+    table = soak_markdown(runs, meta, catalogue())
     (args.out / "soak.md").write_text(table)
     (args.out / "soak.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
     print()
