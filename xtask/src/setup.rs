@@ -2,23 +2,28 @@
 //! rustup, each step saying what it installs before it does and skipped when already there (a
 //! second run installs nothing), with its time.
 //!
+//! Every step is plain data, a [`Step`]: what it provides and its [`Source`]. The sources:
+//!
 //! * the Rust components and targets, and nightly for the fuzzer (rustup);
 //! * the image tools, the registry and the container runtime (Debian's packages; `sudo` only
 //!   when not root);
 //! * the pinned tools of `[workspace.metadata.tools]` in the root Cargo.toml, into
-//!   `target/tools/bin`: release binaries from a PyPI wheel whose sha256 is checked first,
-//!   a Python tool in a virtualenv, a crate with `cargo install --locked`, and the binaries no
-//!   registry carries (Spin, its containerd shim), from a file an environment variable names,
-//!   checked against their sha256.
+//!   `target/tools/bin`, each pin's keys naming its source: a release binary from a PyPI
+//!   `wheel` whose sha256 pip checks, a Python tool from `pip` in a virtualenv, a `crate` with
+//!   `cargo install --locked`, and a binary no registry carries from the `file` an `env`
+//!   variable names, checked against its sha256.
 //!
-//! Each kind of step is a type ([`Step`]) that says what it provides, what of it is missing, and
-//! the exact commands that install it. `cargo xtask plan` prints those very commands, and
-//! `setup` runs them: there is no second copy of a command to drift from the first.
+//! Each source is one variant of [`Source`] and one function that plans it ([`Plan`]): whether it
+//! is installed, where from, and the exact commands that install it. `cargo xtask plan` prints
+//! those very commands, and `setup` runs them: there is no second copy of a command to drift from
+//! the first, and no script inside one: what a command reads from stdin or writes to stdout is
+//! part of it, and printed as a shell would take it.
 
 use std::ffi::OsString;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// One word of a command: as written, or the value of an environment variable, which the plan
@@ -32,29 +37,33 @@ enum Word {
 impl fmt::Display for Word {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // As a POSIX shell reads it back: bare, in single quotes, or in double quotes with
-            // what they would expand escaped.
-            Word::Text(text)
-                if text.is_empty()
-                    || text.contains(|c: char| !SAFE.contains(c) && !c.is_ascii_alphanumeric()) =>
-            {
-                if text.contains('\'') {
-                    let escaped: String = text
-                        .chars()
-                        .flat_map(|c| match c {
-                            '\\' | '"' | '$' | '`' => vec!['\\', c],
-                            c => vec![c],
-                        })
-                        .collect();
-                    write!(f, "\"{escaped}\"")
-                } else {
-                    write!(f, "'{text}'")
-                }
-            }
-            Word::Text(text) => f.write_str(text),
+            Word::Text(text) => f.write_str(&quoted(text)),
             Word::Env(name) => write!(f, "\"${name}\""),
         }
     }
+}
+
+/// `text` as a POSIX shell reads it back: bare, in single quotes, or in double quotes with what
+/// they would expand escaped.
+fn quoted(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| SAFE.contains(c) || c.is_ascii_alphanumeric())
+    {
+        return text.to_owned();
+    }
+    if !text.contains('\'') {
+        return format!("'{text}'");
+    }
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '"' | '$' | '`' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 /// The characters besides letters and digits that a shell reads as themselves in a bare word.
@@ -64,6 +73,10 @@ const SAFE: &str = "-_./=:,+@%";
 #[derive(Debug, Clone)]
 struct Cmd {
     words: Vec<Word>,
+    /// A line it reads on stdin: printed as `printf '%s\n' LINE | COMMAND`.
+    stdin: Option<String>,
+    /// The file its stdout goes to: printed as `COMMAND > FILE`.
+    stdout: Option<String>,
     /// Run through `sudo` unless the setup is root already.
     as_root: bool,
     /// A note for the plan, after the command: what it does that the words do not say.
@@ -73,12 +86,13 @@ struct Cmd {
 impl Cmd {
     /// A command from one line of words split at spaces.
     fn line(line: &str) -> Cmd {
-        Cmd::words(line.split_whitespace().map(str::to_owned))
-    }
-
-    fn words(words: impl IntoIterator<Item = String>) -> Cmd {
         Cmd {
-            words: words.into_iter().map(Word::Text).collect(),
+            words: line
+                .split_whitespace()
+                .map(|word| Word::Text(word.to_owned()))
+                .collect(),
+            stdin: None,
+            stdout: None,
             as_root: false,
             note: None,
         }
@@ -95,8 +109,18 @@ impl Cmd {
         self
     }
 
-    fn env_arg(mut self, name: String) -> Cmd {
-        self.words.push(Word::Env(name));
+    fn env_arg(mut self, name: &str) -> Cmd {
+        self.words.push(Word::Env(name.to_owned()));
+        self
+    }
+
+    fn stdin(mut self, line: impl Into<String>) -> Cmd {
+        self.stdin = Some(line.into());
+        self
+    }
+
+    fn stdout(mut self, file: impl Into<String>) -> Cmd {
+        self.stdout = Some(file.into());
         self
     }
 
@@ -133,14 +157,46 @@ impl Cmd {
                 command
             }
         };
-        run(command.current_dir(&setup.root).env("PATH", setup.path()))
+        command.current_dir(&setup.root).env("PATH", setup.path());
+        if let Some(file) = &self.stdout {
+            let out = File::create(setup.root.join(file))
+                .map_err(|err| format!("cannot write {file}: {err}"))?;
+            command.stdout(out);
+        }
+        match &self.stdin {
+            None => run(&mut command),
+            Some(line) => {
+                use std::io::Write;
+                let mut child = command
+                    .stdin(Stdio::piped())
+                    .spawn()
+                    .map_err(|err| format!("cannot run {command:?}: {err}"))?;
+                let mut input = child.stdin.take().expect("stdin is piped");
+                input
+                    .write_all(format!("{line}\n").as_bytes())
+                    .map_err(|err| format!("{command:?}: stdin: {err}"))?;
+                drop(input);
+                let status = child.wait().map_err(|err| format!("{command:?}: {err}"))?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("{command:?} failed: {status}"))
+                }
+            }
+        }
     }
 }
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = &self.stdin {
+            write!(f, "printf '%s\\n' {} | ", quoted(line))?;
+        }
         let words: Vec<String> = self.words.iter().map(Word::to_string).collect();
         f.write_str(&words.join(" "))?;
+        if let Some(file) = &self.stdout {
+            write!(f, " > {}", quoted(file))?;
+        }
         if let Some(note) = &self.note {
             write!(f, "  # {note}")?;
         }
@@ -148,410 +204,343 @@ impl fmt::Display for Cmd {
     }
 }
 
-/// One thing to have installed: what it provides, what of it is missing, the commands that
-/// install it.
-trait Step {
-    /// What it provides, for its lines: `rustup targets wasm32-wasip2 ...`.
-    fn describe(&self, setup: &Setup) -> String;
+/// One thing the tests need: what it provides, and where it comes from.
+struct Step {
+    /// What it provides, for its lines: `rustup targets wasm32-wasip2 ...`, `wash 2.10.3`.
+    what: String,
+    source: Source,
+}
+
+/// Where a step comes from: one variant each, planned by one function ([`Step::plan`]).
+enum Source {
+    /// Components of the default toolchain.
+    RustupComponents(Vec<String>),
+    /// Targets of the default toolchain.
+    RustupTargets(Vec<String>),
+    /// A toolchain, minimal.
+    RustupToolchain(String),
+    /// Debian packages, with apt-get.
+    Debian(Vec<String>),
+    /// A pinned tool's binary, taken from a PyPI wheel whose sha256 pip checks.
+    Wheel(Pin),
+    /// A pinned Python tool, in the tools' virtualenv.
+    Pip(Pin),
+    /// A pinned crate's binary, with `cargo install --locked`.
+    Crate(Pin),
+    /// A pinned binary no registry carries, from the file (a binary, or an `.xz` of one) its
+    /// `env` variable names, installed only if its sha256 is the pinned one.
+    File(Pin),
+}
+
+/// A tool pinned in `[workspace.metadata.tools]`: its name and its keys.
+struct Pin {
+    tool: String,
+    table: toml::Table,
+}
+
+impl Pin {
+    fn get(&self, key: &str) -> &str {
+        self.table
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .unwrap_or_else(|| panic!("no {key} for {} in [workspace.metadata.tools]", self.tool))
+    }
+
+    fn version(&self) -> &str {
+        self.get("version")
+    }
+}
+
+/// What a step is now, and what it takes to install it.
+struct Plan {
     /// Where it installs from, for the line that says so before it does.
-    fn source(&self, setup: &Setup) -> String;
-    /// Everything it installs, as [`Step::missing`] names it when none of it is installed.
-    fn everything(&self, setup: &Setup) -> Vec<String>;
+    from: String,
     /// What of it is not installed yet.
-    fn missing(&self, setup: &Setup) -> Vec<String>;
-    /// The commands that install `missing` (all of it, for the plan), in order.
-    fn commands(&self, setup: &Setup, missing: &[String]) -> Vec<Cmd>;
+    missing: Vec<String>,
+    /// The commands that install what is missing (all of it, when the plan is for all), in
+    /// order.
+    commands: Vec<Cmd>,
     /// Why it cannot be installed on this machine, and how to install it by hand; `None` when
     /// its commands can run.
-    fn unavailable(&self, _setup: &Setup) -> Option<String> {
-        None
-    }
+    unavailable: Option<String>,
 }
 
-/// A tool pinned in `[workspace.metadata.tools]` (its version, and how it installs), installed
-/// whole or not at all: a [`Step`] of one line, `TOOL VERSION`.
-trait Pinned {
-    /// Its key in `[workspace.metadata.tools]`.
-    fn tool(&self) -> &'static str;
-    /// Where it installs from.
-    fn source(&self, setup: &Setup) -> String;
-    /// The commands that install it, in order.
-    fn commands(&self, setup: &Setup) -> Vec<Cmd>;
-    /// Whether it is missing: by default, unless it reports the pinned version.
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        setup.missing_at_version(self.tool())
-    }
-    /// As [`Step::unavailable`].
-    fn unavailable(&self, _setup: &Setup) -> Option<String> {
-        None
-    }
-}
-
-impl<T: Pinned> Step for T {
-    fn describe(&self, setup: &Setup) -> String {
-        setup.tool_line(self.tool())
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        Pinned::source(self, setup)
-    }
-
-    fn everything(&self, setup: &Setup) -> Vec<String> {
-        vec![setup.tool_line(self.tool())]
-    }
-
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        Pinned::missing(self, setup)
-    }
-
-    fn commands(&self, setup: &Setup, _: &[String]) -> Vec<Cmd> {
-        Pinned::commands(self, setup)
-    }
-
-    fn unavailable(&self, setup: &Setup) -> Option<String> {
-        Pinned::unavailable(self, setup)
-    }
-}
-
-/// Rustup components, targets or a toolchain of the default toolchain.
-struct Rustup {
-    kind: RustupKind,
-    names: &'static [&'static str],
-}
-
-enum RustupKind {
-    Components,
-    Targets,
-    /// A toolchain, minimal.
-    Toolchain,
-}
-
-impl Step for Rustup {
-    fn describe(&self, _: &Setup) -> String {
-        let names = self.names.join(" ");
-        match self.kind {
-            RustupKind::Components => format!("rustup components {names}"),
-            RustupKind::Targets => format!("rustup targets {names}"),
-            RustupKind::Toolchain => format!("the {names} toolchain"),
+impl Step {
+    /// Where it stands on this machine, and the commands that install what is missing; with
+    /// `all`, the commands that install the whole of it, as the plan prints them.
+    fn plan(&self, setup: &Setup, all: bool) -> Plan {
+        match &self.source {
+            Source::RustupComponents(names) => rustup(names, "component", "-", all),
+            Source::RustupTargets(names) => rustup(names, "target", "", all),
+            Source::RustupToolchain(name) => toolchain(name, all),
+            Source::Debian(packages) => debian(setup, packages, all),
+            Source::Wheel(pin) => wheel(setup, pin),
+            Source::Pip(pin) => pip(setup, pin),
+            Source::Crate(pin) => krate(setup, pin),
+            Source::File(pin) => file(setup, pin),
         }
     }
+}
 
-    fn source(&self, _: &Setup) -> String {
-        "with rustup".into()
+/// Rustup components (`component`, listed as `NAME-TRIPLE`) or targets (`target`).
+fn rustup(names: &[String], kind: &str, suffix: &str, all: bool) -> Plan {
+    let installed =
+        output(Command::new("rustup").args([kind, "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|name| {
+            all || !installed
+                .lines()
+                .any(|line| line.starts_with(&format!("{name}{suffix}")))
+        })
+        .cloned()
+        .collect();
+    let commands = vec![Cmd::line(&format!("rustup {kind} add")).args(missing.clone())];
+    Plan {
+        from: "with rustup".into(),
+        missing,
+        commands,
+        unavailable: None,
     }
+}
 
-    fn everything(&self, _: &Setup) -> Vec<String> {
-        self.names.iter().map(|name| name.to_string()).collect()
-    }
-
-    fn missing(&self, _: &Setup) -> Vec<String> {
-        let (list, suffix) = match self.kind {
-            RustupKind::Components => (&["component", "list", "--installed"][..], "-"),
-            RustupKind::Targets => (&["target", "list", "--installed"][..], ""),
-            RustupKind::Toolchain => (&["toolchain", "list"][..], "-"),
-        };
-        let installed = output(Command::new("rustup").args(list)).unwrap_or_default();
-        self.names
-            .iter()
-            .filter(|name| {
-                !installed
-                    .lines()
-                    .any(|line| line.starts_with(&format!("{name}{suffix}")))
-            })
-            .map(|name| name.to_string())
-            .collect()
-    }
-
-    fn commands(&self, _: &Setup, missing: &[String]) -> Vec<Cmd> {
-        match self.kind {
-            RustupKind::Components => {
-                vec![Cmd::line("rustup component add").args(missing.to_vec())]
-            }
-            RustupKind::Targets => vec![Cmd::line("rustup target add").args(missing.to_vec())],
-            RustupKind::Toolchain => missing
-                .iter()
-                .map(|name| {
-                    Cmd::line("rustup toolchain install").args([name, "--profile", "minimal"])
-                })
-                .collect(),
-        }
+/// A rustup toolchain, minimal.
+fn toolchain(name: &str, all: bool) -> Plan {
+    let installed = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    let there = installed
+        .lines()
+        .any(|line| line.starts_with(&format!("{name}-")));
+    Plan {
+        from: "with rustup".into(),
+        missing: if all || !there {
+            vec![name.to_owned()]
+        } else {
+            vec![]
+        },
+        commands: vec![Cmd::line("rustup toolchain install").args([name, "--profile", "minimal"])],
+        unavailable: None,
     }
 }
 
 /// Debian packages, with apt-get.
-struct Debian(&'static [&'static str]);
-
-impl Step for Debian {
-    fn describe(&self, _: &Setup) -> String {
-        format!("Debian packages {}", self.0.join(" "))
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        match setup.sudo {
+fn debian(setup: &Setup, packages: &[String], all: bool) -> Plan {
+    let missing: Vec<String> = packages
+        .iter()
+        .filter(|package| {
+            all || output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+                .is_none_or(|status| status.trim() != "install ok installed")
+        })
+        .cloned()
+        .collect();
+    let commands = vec![
+        Cmd::line("apt-get update -qq").with_sudo(),
+        Cmd::line("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq")
+            .args(missing.clone())
+            .with_sudo()
+            .note("with sudo unless root"),
+    ];
+    Plan {
+        from: match setup.sudo {
             Some(sudo) => format!("with {sudo} apt-get"),
             None => "with apt-get".into(),
-        }
-    }
-
-    fn everything(&self, _: &Setup) -> Vec<String> {
-        self.0.iter().map(|name| name.to_string()).collect()
-    }
-
-    fn missing(&self, _: &Setup) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|package| {
-                output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
-                    .is_none_or(|status| status.trim() != "install ok installed")
-            })
-            .map(|package| package.to_string())
-            .collect()
-    }
-
-    fn commands(&self, _: &Setup, missing: &[String]) -> Vec<Cmd> {
-        vec![
-            Cmd::line("apt-get update -qq").with_sudo(),
-            Cmd::line("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq")
-                .args(missing.to_vec())
-                .with_sudo()
-                .note("with sudo unless root"),
-        ]
+        },
+        missing,
+        commands,
+        unavailable: None,
     }
 }
 
-/// Takes one file out of a wheel (a zip) whose name matches a pattern: `PATTERN MEMBER
-/// DESTINATION`. The pattern, because the wheel's platform tags are pip's to choose.
-const EXTRACT: &str = "import glob, sys, zipfile; (wheel,) = glob.glob(sys.argv[1]); \
-    open(sys.argv[3], 'wb').write(zipfile.ZipFile(wheel).read(sys.argv[2]))";
-
-/// Writes a file: `PATH TEXT`.
-const WRITE: &str = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])";
-
-/// A pinned tool with a `wheel`: its binary, taken from a wheel pip checks against its sha256.
-struct Wheel(&'static str);
-
-impl Pinned for Wheel {
-    fn tool(&self) -> &'static str {
-        self.0
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        format!(
-            "into target/tools/bin, from PyPI's {} (sha256 {}, checked by pip)",
-            setup.pinned(self.0, "wheel"),
-            setup.pinned(self.0, "sha256")
-        )
-    }
-
-    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
-        let tool = self.0;
-        let dir = format!("target/tools/wheels/{tool}");
-        let (name, version) = setup
-            .pinned(tool, "wheel")
-            .split_once("==")
-            .map(|(name, version)| (name.replace('-', "_"), version.to_owned()))
-            .expect("a wheel pin is name==version");
-        let requirement = format!(
-            "{} --hash=sha256:{}",
-            setup.pinned(tool, "wheel"),
-            setup.pinned(tool, "sha256")
-        );
-        vec![
+/// A pinned tool with a `wheel`: its binary (`path` in the wheel), from a wheel pip checks
+/// against its `sha256`. unzip takes the wheel by a pattern, since its platform tags are pip's
+/// to choose.
+fn wheel(setup: &Setup, pin: &Pin) -> Plan {
+    let (tool, wheel, sha256) = (&pin.tool, pin.get("wheel"), pin.get("sha256"));
+    let dir = format!("target/tools/wheels/{tool}");
+    let (name, version) = wheel
+        .split_once("==")
+        .map(|(name, version)| (name.replace('-', "_"), version))
+        .expect("a wheel pin is name==version");
+    let member = pin.get("path");
+    let inside = Path::new(member)
+        .file_name()
+        .expect("a path in the wheel")
+        .to_string_lossy();
+    Plan {
+        from: format!(
+            "into target/tools/bin, from PyPI's {wheel} (sha256 {sha256}, checked by pip)"
+        ),
+        missing: setup.missing_at_version(pin),
+        commands: vec![
             Cmd::line(&format!("rm -rf {dir}")),
             Cmd::line(&format!("mkdir -p {dir} target/tools/bin")),
-            Cmd::words(["python3".into(), "-c".into(), WRITE.into()])
-                .arg(format!("{dir}/requirements.txt"))
-                .arg(requirement),
             Cmd::line(&format!(
                 "python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-                 --only-binary=:all: --require-hashes -r {dir}/requirements.txt --dest {dir}"
-            )),
-            Cmd::words(["python3".into(), "-c".into(), EXTRACT.into()])
+                 --only-binary=:all: --require-hashes -r /dev/stdin --dest {dir}"
+            ))
+            .stdin(format!("{wheel} --hash=sha256:{sha256}")),
+            Cmd::line("unzip -q -o -j")
                 .arg(format!("{dir}/{name}-{version}-*.whl"))
-                .arg(setup.pinned(tool, "path"))
-                .arg(format!("{dir}/{tool}")),
-            Cmd::line(&format!("chmod +x {dir}/{tool}")),
+                .args([member, "-d", &dir]),
+            Cmd::line(&format!("chmod +x {dir}/{inside}")),
             Cmd::line(&format!(
-                "ln -sf ../wheels/{tool}/{tool} target/tools/bin/{tool}"
+                "ln -sf ../wheels/{tool}/{inside} target/tools/bin/{tool}"
             )),
-        ]
+        ],
+        unavailable: None,
     }
 }
 
-/// A pinned tool with `pip`: installed in a virtualenv of its own.
-struct Pip(&'static str);
-
-impl Pinned for Pip {
-    fn tool(&self) -> &'static str {
-        self.0
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        format!(
-            "into target/tools/venv, from PyPI's {}",
-            setup.pinned(self.0, "pip")
-        )
-    }
-
-    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
-        let tool = self.0;
-        vec![
+/// A pinned tool with `pip`: installed in the tools' virtualenv.
+fn pip(setup: &Setup, pin: &Pin) -> Plan {
+    let (tool, requirement) = (&pin.tool, pin.get("pip"));
+    Plan {
+        from: format!("into target/tools/venv, from PyPI's {requirement}"),
+        missing: setup.missing_at_version(pin),
+        commands: vec![
             Cmd::line("python3 -m venv target/tools/venv"),
             Cmd::line(&format!(
-                "target/tools/venv/bin/pip install --quiet --disable-pip-version-check {}",
-                setup.pinned(tool, "pip")
+                "target/tools/venv/bin/pip install --quiet --disable-pip-version-check {requirement}"
             )),
             Cmd::line("mkdir -p target/tools/bin"),
             Cmd::line(&format!(
                 "ln -sf ../venv/bin/{tool} target/tools/bin/{tool}"
             )),
-        ]
+        ],
+        unavailable: None,
     }
 }
 
 /// A pinned tool with a `crate`: `cargo install --locked`.
-struct Crate(&'static str);
-
-impl Pinned for Crate {
-    fn tool(&self) -> &'static str {
-        self.0
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        format!(
-            "into target/tools/bin, with cargo install --locked {}",
-            setup.pinned(self.0, "crate")
-        )
-    }
-
-    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
-        vec![Cmd::line(&format!(
-            "cargo install --locked --root target/tools {} --version {}",
-            setup.pinned(self.0, "crate"),
-            setup.pinned(self.0, "version")
-        ))]
+fn krate(setup: &Setup, pin: &Pin) -> Plan {
+    let name = pin.get("crate");
+    Plan {
+        from: format!("into target/tools/bin, with cargo install --locked {name}"),
+        missing: setup.missing_at_version(pin),
+        commands: vec![Cmd::line(&format!(
+            "cargo install --locked --root target/tools {name} --version {}",
+            pin.version()
+        ))],
+        unavailable: None,
     }
 }
 
-/// Unpacks a binary, or an `.xz` of one, to a file: `SOURCE DESTINATION`.
-const UNPACK: &str = "case \"$0\" in *.xz) xz -dc -- \"$0\" ;; *) cat -- \"$0\" ;; esac > \"$1\"";
-
-/// Checks a file's sha256: `SHA256 FILE`.
-const CHECK_SHA256: &str = "echo \"$0  $1\" | sha256sum --check --quiet --strict";
-
-/// A pinned tool no registry carries: a binary, or an `.xz` of one, from the file its `env`
-/// variable names, installed only if its sha256 is the pinned one (`sha256`, of the binary).
-struct Given(&'static str);
-
-impl Given {
-    /// The variable that names its file.
-    fn var(&self, setup: &Setup) -> String {
-        setup.pinned(self.0, "env")
-    }
-}
-
-impl Pinned for Given {
-    fn tool(&self) -> &'static str {
-        self.0
-    }
-
-    fn source(&self, setup: &Setup) -> String {
-        format!(
-            "into target/tools/bin, from {} (${}, sha256 {})",
-            std::env::var(self.var(setup)).unwrap_or_default(),
-            self.var(setup),
-            setup.pinned(self.0, "sha256")
-        )
-    }
-
-    fn missing(&self, setup: &Setup) -> Vec<String> {
-        let binary = setup.bin().join(self.0);
-        let sha = output(Command::new("sha256sum").arg(&binary)).unwrap_or_default();
-        if sha.split_whitespace().next() == Some(setup.pinned(self.0, "sha256").as_str()) {
-            vec![]
-        } else {
-            vec![setup.tool_line(self.0)]
-        }
-    }
-
-    fn commands(&self, setup: &Setup) -> Vec<Cmd> {
-        let tool = self.0;
-        let part = format!("target/tools/bin/{tool}.part");
-        vec![
+/// A pinned tool with an `env` variable naming its file: unpacked (`xz -dcf` copies a file that
+/// is not an `.xz` as it is), checked against its `sha256`, then moved into place.
+fn file(setup: &Setup, pin: &Pin) -> Plan {
+    let (tool, var, sha256) = (&pin.tool, pin.get("env"), pin.get("sha256"));
+    let part = format!("target/tools/bin/{tool}.part");
+    let binary = setup.bin().join(tool);
+    let sha = output(Command::new("sha256sum").arg(&binary)).unwrap_or_default();
+    let missing = if sha.split_whitespace().next() == Some(sha256) {
+        vec![]
+    } else {
+        vec![setup.tool_line(pin)]
+    };
+    let unavailable = match std::env::var_os(var) {
+        Some(file) if Path::new(&file).is_file() => None,
+        given => Some(format!(
+            "{tool} {} is not installed: no package registry carries it. {} (its binary's \
+             sha256 must be {sha256}, as pinned in Cargo.toml's [workspace.metadata.tools]), \
+             then run `cargo xtask setup` again. {}",
+            pin.version(),
+            match given {
+                Some(file) => format!("{var} names {file:?}, which is not a file: name"),
+                None => format!("Set {var} to"),
+            } + " a binary of it, or an .xz of one",
+            pin.get("install")
+        )),
+    };
+    Plan {
+        from: format!(
+            "into target/tools/bin, from {} (${var}, sha256 {sha256})",
+            std::env::var(var).unwrap_or_default(),
+        ),
+        missing,
+        commands: vec![
             Cmd::line("mkdir -p target/tools/bin"),
-            Cmd::words(["sh".into(), "-c".into(), UNPACK.into()])
-                .env_arg(self.var(setup))
-                .arg(&part),
-            Cmd::words(["sh".into(), "-c".into(), CHECK_SHA256.into()])
-                .arg(setup.pinned(tool, "sha256"))
-                .arg(&part),
+            Cmd::line("xz -dcf --").env_arg(var).stdout(&part),
+            Cmd::line("sha256sum --check --quiet --strict").stdin(format!("{sha256}  {part}")),
             Cmd::line(&format!("chmod +x {part}")),
             Cmd::line(&format!("mv {part} target/tools/bin/{tool}")),
-        ]
-    }
-
-    fn unavailable(&self, setup: &Setup) -> Option<String> {
-        let var = self.var(setup);
-        match std::env::var_os(&var) {
-            Some(file) if Path::new(&file).is_file() => None,
-            given => Some(format!(
-                "{} {} is not installed: no package registry carries it. {} \
-                 (its binary's sha256 must be {}, as pinned in Cargo.toml's \
-                 [workspace.metadata.tools]), then run `cargo xtask setup` again. {}",
-                self.0,
-                setup.pinned(self.0, "version"),
-                match given {
-                    Some(file) => format!("{var} names {file:?}, which is not a file: name"),
-                    None => format!("Set {var} to"),
-                } + " a binary of it, or an .xz of one",
-                setup.pinned(self.0, "sha256"),
-                setup.pinned(self.0, "install")
-            )),
-        }
+        ],
+        unavailable,
     }
 }
 
-/// Everything the tests need, in the order it is installed.
-fn steps() -> Vec<Box<dyn Step>> {
-    vec![
-        Box::new(Rustup {
-            kind: RustupKind::Components,
-            names: &["clippy", "rustfmt"],
-        }),
-        // The components; the static native binary of the container image.
-        Box::new(Rustup {
-            kind: RustupKind::Targets,
-            names: &["wasm32-wasip2", "x86_64-unknown-linux-musl"],
-        }),
+/// Everything the tests need, in the order it is installed: the Rust toolchain's parts, Debian's
+/// packages, then each pinned tool, in the order Cargo.toml pins them.
+fn steps(pins: &toml::Table) -> Vec<Step> {
+    let words = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let components = words(&["clippy", "rustfmt"]);
+    // The components; the static native binary of the container image.
+    let targets = words(&["wasm32-wasip2", "x86_64-unknown-linux-musl"]);
+    // A CNCF distribution registry, daemonless image tools, the musl linker; containerd and
+    // runc, which run the images as a Kubernetes node does; xz for the given tools; unzip for
+    // the wheels; pip and venv for the wheels and the virtualenv below (a Debian python3 has
+    // neither).
+    let packages = words(&[
+        "docker-registry",
+        "buildah",
+        "skopeo",
+        "umoci",
+        "musl-tools",
+        "containerd",
+        "runc",
+        "xz-utils",
+        "unzip",
+        "python3-pip",
+        "python3-venv",
+    ]);
+    let mut steps = vec![
+        Step {
+            what: format!("rustup components {}", components.join(" ")),
+            source: Source::RustupComponents(components),
+        },
+        Step {
+            what: format!("rustup targets {}", targets.join(" ")),
+            source: Source::RustupTargets(targets),
+        },
         // cargo fuzz builds with sanitizers and -Z flags.
-        Box::new(Rustup {
-            kind: RustupKind::Toolchain,
-            names: &["nightly"],
-        }),
-        // A CNCF distribution registry, daemonless image tools, the musl linker; containerd and
-        // runc, which run the images as a Kubernetes node does; xz for the given tools; pip and
-        // venv for the wheels and the virtualenv below (a Debian python3 has neither).
-        Box::new(Debian(&[
-            "docker-registry",
-            "buildah",
-            "skopeo",
-            "umoci",
-            "musl-tools",
-            "containerd",
-            "runc",
-            "xz-utils",
-            "python3-pip",
-            "python3-venv",
-        ])),
-        Box::new(Wheel("wasmtime")),
-        Box::new(Wheel("wash")),
-        Box::new(Pip("kubernetes-validate")),
-        Box::new(Pip("pytest")),
-        Box::new(Crate("cargo-fuzz")),
-        Box::new(Given("spin")),
-        Box::new(Given("spin-4.0")),
-        Box::new(Given("containerd-shim-spin-v2")),
-    ]
+        Step {
+            what: "the nightly toolchain".into(),
+            source: Source::RustupToolchain("nightly".into()),
+        },
+        Step {
+            what: format!("Debian packages {}", packages.join(" ")),
+            source: Source::Debian(packages),
+        },
+    ];
+    for (tool, table) in pins {
+        let table = table
+            .as_table()
+            .unwrap_or_else(|| panic!("{tool} in [workspace.metadata.tools] is not a table"))
+            .clone();
+        let pin = Pin {
+            tool: tool.clone(),
+            table,
+        };
+        let what = format!("{tool} {}", pin.version());
+        let source = if pin.table.contains_key("wheel") {
+            Source::Wheel(pin)
+        } else if pin.table.contains_key("pip") {
+            Source::Pip(pin)
+        } else if pin.table.contains_key("crate") {
+            Source::Crate(pin)
+        } else if pin.table.contains_key("env") {
+            Source::File(pin)
+        } else {
+            panic!(
+                "{tool} in [workspace.metadata.tools] names no source: wheel, pip, crate or env"
+            );
+        };
+        steps.push(Step { what, source });
+    }
+    steps
 }
 
 /// The machine, as the setup sees it.
@@ -604,24 +593,24 @@ impl Setup {
     pub fn run(&self) -> Result<(), String> {
         let started = Instant::now();
         let mut unavailable = Vec::new();
-        for step in steps() {
+        for step in steps(&self.pins) {
             let began = Instant::now();
-            let missing = step.missing(self);
-            let what = step.describe(self);
-            if missing.is_empty() {
+            let plan = step.plan(self, false);
+            let what = &step.what;
+            if plan.missing.is_empty() {
                 println!("ok: {what}: already there ({:.1} s)", secs(began));
                 continue;
             }
-            if let Some(why) = step.unavailable(self) {
+            if let Some(why) = plan.unavailable {
                 println!("--- not installed: {why}");
-                unavailable.push(what);
+                unavailable.push(what.clone());
                 continue;
             }
-            println!("--- installing {} {}", missing.join(" "), step.source(self));
-            for command in step.commands(self, &missing) {
+            println!("--- installing {} {}", plan.missing.join(" "), plan.from);
+            for command in &plan.commands {
                 command.run(self)?;
             }
-            let still = step.missing(self);
+            let still = step.plan(self, false).missing;
             if !still.is_empty() {
                 return Err(format!(
                     "{what}: still missing {} after installing",
@@ -645,42 +634,25 @@ impl Setup {
     /// The setup's commands, one a line, as `cargo xtask plan` shows them: every command of
     /// every step, as it runs when the whole step is missing.
     pub fn plan(&self) -> Vec<String> {
-        steps()
+        steps(&self.pins)
             .iter()
-            .flat_map(|step| step.commands(self, &step.everything(self)))
+            .flat_map(|step| step.plan(self, true).commands)
             .map(|command| command.to_string())
             .collect()
     }
 
-    /// A tool's pin.
-    fn pin(&self, tool: &str) -> &toml::Table {
-        self.pins
-            .get(tool)
-            .and_then(toml::Value::as_table)
-            .unwrap_or_else(|| panic!("no {tool} in [workspace.metadata.tools]"))
-    }
-
-    fn pinned(&self, tool: &str, key: &str) -> String {
-        self.pin(tool)
-            .get(key)
-            .and_then(toml::Value::as_str)
-            .unwrap_or_else(|| panic!("no {key} for {tool} in [workspace.metadata.tools]"))
-            .to_owned()
-    }
-
     /// `TOOL VERSION`, for a pinned tool's lines.
-    fn tool_line(&self, tool: &str) -> String {
-        format!("{tool} {}", self.pinned(tool, "version"))
+    fn tool_line(&self, pin: &Pin) -> String {
+        format!("{} {}", pin.tool, pin.version())
     }
 
     /// A pinned tool, unless `target/tools/bin/TOOL --version` prints its version.
-    fn missing_at_version(&self, tool: &str) -> Vec<String> {
-        let version = self.pinned(tool, "version");
-        let printed = output(Command::new(self.bin().join(tool)).arg("--version"));
-        if printed.is_some_and(|text| text.split_whitespace().any(|word| word == version)) {
+    fn missing_at_version(&self, pin: &Pin) -> Vec<String> {
+        let printed = output(Command::new(self.bin().join(&pin.tool)).arg("--version"));
+        if printed.is_some_and(|text| text.split_whitespace().any(|word| word == pin.version())) {
             vec![]
         } else {
-            vec![self.tool_line(tool)]
+            vec![self.tool_line(pin)]
         }
     }
 }
@@ -707,4 +679,28 @@ fn output(command: &mut Command) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_as_a_shell_reads_them() {
+        assert_eq!(quoted("target/tools/bin"), "target/tools/bin");
+        assert_eq!(quoted("a b"), "'a b'");
+        assert_eq!(quoted(""), "''");
+        assert_eq!(quoted("it's $x"), "\"it's \\$x\"");
+    }
+
+    #[test]
+    fn what_a_command_reads_and_writes_is_printed_with_it() {
+        let command = Cmd::line("sha256sum --check")
+            .stdin("abc  file")
+            .stdout("out.txt");
+        assert_eq!(
+            command.to_string(),
+            "printf '%s\\n' 'abc  file' | sha256sum --check > out.txt"
+        );
+    }
 }
