@@ -69,7 +69,7 @@ def markdown(results: list[Result], meta: dict, cat: Catalogue, wash_env: dict |
         "",
         f"Run {meta['date']} on {meta['machine']}; load from wrk {meta['wrk']} (HTTP/1.1) and h2load "
         f"{meta['h2load']} (HTTP/2) on the same machine (loopback); wasm hosts wasmtime {meta['wasmtime']}, "
-        f"wash {meta['wash']} and Spin {meta.get('spin', '?')}; seed reference aiohttp {meta['aiohttp']} on "
+        f"wash {meta['wash']}, Spin {meta.get('spin', '?')} and Spin {meta.get('spin-4.0', '?')}; seed reference aiohttp {meta['aiohttp']} on "
         f"Python {meta['python']}. The references (bare hyper, the no-op components) send hello-edge's "
         f"answer to `/hello/bench`, the same header fields and body length, fixed.",
         f"Delayed scenarios count the answers completing in a {meta['window']} s steady-state window "

@@ -10,7 +10,7 @@ use hello_edge::{Config, Delay};
 use hello_edge_native::ServerConfig;
 use http::{Method, Request, StatusCode};
 use support::client::{self, Connection, HTTP2_EMPTY_SETTINGS, HTTP2_PREFACE, Protocol};
-use support::host::{Host, Stopped};
+use support::host::{Host, Served, Stopped};
 use support::native::{NativeBinary, NativeServer};
 use support::process::raise_open_file_limit;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -349,7 +349,7 @@ async fn at_the_cap_liveness_still_answers_on_the_admin_port() {
         None,
     )
     .await;
-    let (addr, admin) = (server.addr(), server.admin_addr().await);
+    let (addr, admin) = (server.addr(), NativeBinary::admin_addr(&mut server).await);
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut held = Connection::open(addr, Protocol::Http1).await.unwrap();
@@ -654,7 +654,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<In
 
 /// The `hello-edge` binary with these flags, under an open-file limit when given, logging why
 /// each connection ended (`hello_edge_native::server` at debug).
-async fn binary(flags: &[&str], open_files: Option<u32>) -> NativeBinary {
+async fn binary(flags: &[&str], open_files: Option<u32>) -> Served {
     let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
     NativeBinary::start_logging_connections(binary, flags, open_files).await
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::host::{Host, Stopped};
+use support::host::{Host, Served, Stopped};
 use support::native::{self, NativeBinary};
 use support::process::raise_open_file_limit;
 use support::scenarios::{self, Arrivals};
@@ -51,7 +51,7 @@ async fn sigterm_serves_the_connections_waiting_in_the_backlog() {
 }
 
 /// The `hello-edge` binary with these flags, logging each connection it accepts.
-async fn binary(flags: &[&str]) -> NativeBinary {
+async fn binary(flags: &[&str]) -> Served {
     let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
     NativeBinary::start_logging_connections(binary, flags, None).await
 }

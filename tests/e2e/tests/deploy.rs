@@ -30,7 +30,7 @@ use support::oci::{self, Image, Registry};
 use support::process::raise_open_file_limit;
 use support::scenarios;
 use support::tools::{self, root};
-use support::wasmtime::Wasmtime;
+use support::wasmtime;
 
 /// The delay the pulled artifacts run with: the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
@@ -143,7 +143,7 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     wasip3_image_refused_by_the_spin_shim(&containerd, &registry).await;
     drop(containerd);
 
-    let mut wasmtime = Wasmtime::serve(&pulled_component, &Launch::default()).await;
+    let mut wasmtime = wasmtime::serve(&pulled_component, &Launch::default()).await;
     let report = conformance::run_on(&wasmtime, Protocol::Http1, DELAY).await;
     assert!(report.is_empty(), "the pulled component:\n{report}");
     assert_clean(

@@ -14,8 +14,8 @@ use support::conformance;
 use support::host::{Host, assert_clean};
 use support::process::{alone, raise_open_file_limit};
 use support::scenarios;
-use support::spin::{Spin, SpinUp};
-use support::wash::Wash;
+use support::spin::{self, SpinUp};
+use support::wash::WashDev;
 
 /// The delay every host is configured with: the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
@@ -56,7 +56,7 @@ async fn a_thousand_requests_overlap(host: &dyn WasmHost, component: &Component)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_overlap_on_wasmcloud() {
     let _alone = alone().await;
-    let mut host = Wash::serve(&WASIP2.wasm(), &[]).await;
+    let mut host = WashDev::serve_with(&WASIP2.wasm(), &[]).await;
     scenarios::assert_overlap(host.addr(), 1000, DELAY, Duration::from_secs(3)).await;
     let label = host.label();
     assert_clean(&label, &host.stop().await.log);
@@ -76,7 +76,7 @@ async fn without_the_pool_settings_wasmcloud_refuses_most_of_a_thousand() {
         "WASMTIME_POOLING_TOTAL_STACKS",
         "WASMTIME_POOLING_MAX_MEMORY_SIZE",
     ];
-    let mut host = Wash::serve_without(&WASIP2.wasm(), &[], &pool).await;
+    let mut host = WashDev::serve_without(&WASIP2.wasm(), &[], &pool).await;
     let statuses = scenarios::statuses_at_once(host.addr(), 1000).await;
     let ok = statuses
         .iter()
@@ -182,7 +182,7 @@ async fn spin_build_up_serves_what_it_built_from_a_fresh_copy() {
             "spin build -f {0}, then spin up -f {0}",
             component.manifest_file()
         );
-        let mut host = Spin::spawn(command, &dir, label.clone()).await;
+        let mut host = spin::spawn(command, &dir, label.clone()).await;
         assert!(built.is_file(), "{label} built no {}", built.display());
         let report = conformance::run_on(&host, Protocol::Http1, DELAY).await;
         let log = host.stop().await.log;

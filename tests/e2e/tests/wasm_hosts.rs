@@ -323,7 +323,7 @@ async fn spin_4_0_refuses_the_wasi_0_3_component_clearly() {
         .env("SPIN_DATA_DIR", dir.join("data"));
     let label = format!(
         "spin up {}, {}",
-        support::tools::pinned_version(SpinUp::V4_0.tool),
+        support::tools::pinned_version(SpinUp::V4_0.names.name),
         manifest.file
     );
     // Its own process group: if it serves after all, the trigger it starts is killed with it.

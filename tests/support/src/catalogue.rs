@@ -16,7 +16,7 @@
 //! [`Host`] like the others.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -94,17 +94,27 @@ fn pairs(env: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A program that serves the components: how it starts one, and what it is.
-pub trait WasmHost: Sync {
+/// What a [`WasmHost`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
     /// Its name, in test names and the benchmark's: `wasmtime`, `wash`, `spin`, `spin-4.0`.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// What it is, in the benchmark's labels: `wasmtime serve`, `wasmCloud wash dev`.
-    fn describe(&self) -> &'static str;
-
+    pub describe: &'static str,
     /// The prefix of its servers' names in the benchmark: `wash-`; none for `wasmtime serve`,
     /// the reference host.
-    fn prefix(&self) -> &'static str;
+    pub prefix: &'static str,
+}
+
+/// A program that serves the components: how it starts one, and what it is.
+pub trait WasmHost: Sync {
+    /// What it is called.
+    fn names(&self) -> Names;
+
+    /// Its name ([`Names::name`]).
+    fn name(&self) -> &'static str {
+        self.names().name
+    }
 
     /// Whether it serves `component` (Spin 4.0 knows only a release candidate of WASI 0.3).
     fn serves(&self, _component: &Component) -> bool {
@@ -118,12 +128,27 @@ pub trait WasmHost: Sync {
         None
     }
 
-    /// Starts it serving `component` as `launch` says, and returns once the component answers.
+    /// Starts it serving `wasm` (`component`, as built or as `launch` names it) as `launch`
+    /// says, and returns once the component answers.
+    fn serve<'a>(
+        &'a self,
+        component: &'a Component,
+        wasm: &'a Path,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>>;
+
+    /// Starts it serving `component` as `launch` says: the component as built, unless `launch`
+    /// names another file.
     fn start<'a>(
         &'a self,
         component: &'a Component,
         launch: &'a Launch,
-    ) -> BoxFuture<'a, Box<dyn Host>>;
+    ) -> BoxFuture<'a, Box<dyn Host>> {
+        Box::pin(async move {
+            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
+            self.serve(component, &wasm, launch).await
+        })
+    }
 }
 
 /// Every program that serves the components, each once: what the end-to-end tests run, and what
@@ -408,8 +433,12 @@ fn component_servers(host: &'static dyn WasmHost, component: &'static Component)
         ""
     };
     let server = |suffix: &str, how: &str, launch: Launch| Server {
-        name: format!("{}{short}{suffix}", host.prefix()),
-        label: format!("{}, {}{how}{reference}", component.label, host.describe()),
+        name: format!("{}{short}{suffix}", host.names().prefix),
+        label: format!(
+            "{}, {}{how}{reference}",
+            component.label,
+            host.names().describe
+        ),
         reference: component.is_reference(),
         serve: Serve::Component {
             host,

@@ -11,12 +11,15 @@
 //! (no process of its own here, stopped through its API) is one more implementation.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use crate::client::{self, Protocol};
-use crate::process::{Log, Process};
+use crate::process::{Log, LogFiles, Process};
 
 /// A future a [`Host`] returns, boxed so that the trait stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,6 +41,115 @@ pub trait Host: Send {
     /// `spin up`, the shutdown future for the server in this process. Called once; the host is
     /// done with afterwards.
     fn stop(&mut self) -> BoxFuture<'_, Stopped>;
+}
+
+/// A host that is a process of its own here, as every host but the in-process server and a
+/// container is: what it says it serves on, its output (and its log files, if it writes any) as
+/// its log, and the signal that stops it its one way; killed on drop, with the run directory it
+/// was given, if any, removed.
+pub struct Served {
+    label: String,
+    addr: SocketAddr,
+    process: Process,
+    stop: Signal,
+    dir: Option<PathBuf>,
+    files: Option<LogFiles>,
+    /// Takes out of what it logs once signalled what it logs for its own exit, which is not a
+    /// guest's failure (`spin up`'s dropped workers).
+    exit_noise: Option<fn(&str) -> String>,
+}
+
+impl Served {
+    /// `process`, labelled `label`, serving on `addr`, stopped by `stop`.
+    pub fn new(label: String, addr: SocketAddr, process: Process, stop: Signal) -> Served {
+        Served {
+            label,
+            addr,
+            process,
+            stop,
+            dir: None,
+            files: None,
+            exit_noise: None,
+        }
+    }
+
+    /// This host, with `dir` (its run directory) removed once it is gone.
+    pub fn removing(mut self, dir: PathBuf) -> Served {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// This host, its log files read into its log.
+    pub fn with_log_files(mut self, files: LogFiles) -> Served {
+        self.files = Some(files);
+        self
+    }
+
+    /// This host, with `without` taking out of what it logs once signalled what it logs for its
+    /// own exit.
+    pub fn without_exit_noise(mut self, without: fn(&str) -> String) -> Served {
+        self.exit_noise = Some(without);
+        self
+    }
+
+    /// The process, to look at or signal.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Stops it with `signal` (waiting up to 20 s), and returns how it exited, and its whole log
+    /// (its log files read to their end), without what it logs for its own exit.
+    pub async fn stop_with(&mut self, signal: Signal) -> Stopped {
+        let log = self.process.log().clone();
+        if let Some(files) = &self.files {
+            files.catch_up();
+        }
+        let signalled = log.mark();
+        let status = self.process.stop(signal, Duration::from_secs(20)).await;
+        if let Some(files) = self.files.take() {
+            files.catch_up();
+        }
+        let text = log.text();
+        let (before, after) = text.split_at(signalled);
+        let after = match self.exit_noise {
+            Some(without) => without(after),
+            None => after.to_owned(),
+        };
+        Stopped {
+            status,
+            log: format!("{before}{after}"),
+        }
+    }
+}
+
+impl Host for Served {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn log(&self) -> Log {
+        self.process.log().clone()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
+        Box::pin(self.stop_with(self.stop))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// How a host ended.

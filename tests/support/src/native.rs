@@ -14,7 +14,7 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::host::{BoxFuture, Host, Stopped};
+use crate::host::{BoxFuture, Host, Served, Stopped};
 use crate::process::{Log, Process};
 use crate::scenarios::{Arrival, unanswered};
 
@@ -115,20 +115,17 @@ impl Host for NativeServer {
     }
 }
 
-/// The `hello-edge` binary on a loopback port it picks (`--listen 127.0.0.1:0`) and prints;
-/// killed on drop. Any program that says where it serves as the binary does
-/// ([`hello_edge_native::serving_line`]) runs as one too ([`NativeBinary::program`]): the
+/// The `hello-edge` binary as a user runs it, on a loopback port it picks (`--listen
+/// 127.0.0.1:0`) and prints: a [`Served`] host, stopped by SIGTERM (as Kubernetes sends it: it
+/// drains). Any program that says where it serves as the binary does
+/// ([`hello_edge_native::serving_line`]) runs so too ([`NativeBinary::program`]): the
 /// benchmark's references.
-pub struct NativeBinary {
-    label: String,
-    addr: SocketAddr,
-    process: Process,
-}
+pub struct NativeBinary;
 
 impl NativeBinary {
     /// Runs `binary` (`env!("CARGO_BIN_EXE_hello-edge")`, or a pulled copy) with these
     /// arguments.
-    pub async fn start(binary: &Path, args: &[&str]) -> NativeBinary {
+    pub async fn start(binary: &Path, args: &[&str]) -> Served {
         Self::start_with(binary, args, &[], None).await
     }
 
@@ -140,7 +137,7 @@ impl NativeBinary {
         binary: &Path,
         args: &[&str],
         open_files: Option<u32>,
-    ) -> NativeBinary {
+    ) -> Served {
         let env = [
             (
                 "RUST_LOG",
@@ -158,7 +155,7 @@ impl NativeBinary {
         args: &[&str],
         env: &[(&str, &str)],
         open_files: Option<u32>,
-    ) -> NativeBinary {
+    ) -> Served {
         let mut command = match open_files {
             Some(n) => {
                 let mut command = Command::new("prlimit");
@@ -176,13 +173,13 @@ impl NativeBinary {
 
     /// Runs `command`, which must start the binary listening on port 0 of loopback (by flag or
     /// by `HELLO_EDGE_LISTEN`), and waits for the line that says where.
-    pub async fn from_command(command: Command) -> NativeBinary {
+    pub async fn from_command(command: Command) -> Served {
         Self::program("native, the hello-edge binary", command).await
     }
 
     /// Runs `command`, a program labelled `label` that says where it serves as the binary does
     /// (`Serving http://ADDR`), and waits for that line.
-    pub async fn program(label: impl Into<String>, mut command: Command) -> NativeBinary {
+    pub async fn program(label: impl Into<String>, mut command: Command) -> Served {
         let label = label.into();
         let mut process = Process::spawn(label.clone(), &mut command);
         let addr = process
@@ -192,50 +189,20 @@ impl NativeBinary {
                 hello_edge_native::parse_serving_line,
             )
             .await;
-        NativeBinary {
-            label,
-            addr,
-            process,
-        }
+        Served::new(label, addr, process, Signal::SIGTERM)
     }
 
-    /// The admin listener's address, once the binary has said it (`--admin-listen`).
-    pub async fn admin_addr(&mut self) -> SocketAddr {
-        self.process
+    /// The admin listener's address of a binary started so, once it has said it
+    /// (`--admin-listen`).
+    pub async fn admin_addr(binary: &mut Served) -> SocketAddr {
+        binary
+            .process()
             .wait_for(
                 "where its admin listener is",
                 Duration::from_secs(10),
                 hello_edge_native::parse_admin_line,
             )
             .await
-    }
-
-    /// The process, to look at or signal.
-    pub fn process(&mut self) -> &mut Process {
-        &mut self.process
-    }
-}
-
-impl Host for NativeBinary {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log(&self) -> Log {
-        self.process.log().clone()
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// SIGTERM, as Kubernetes sends it: the server drains.
-    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
-        Box::pin(self.process.stopped(Signal::SIGTERM))
     }
 }
 

@@ -1,6 +1,8 @@
 //! Child processes as the tests run them: stdout and stderr collected as they are written, so a
 //! chatty child never blocks on a full pipe and a test can await a line; signals; killed on drop.
+//! A process's log files ([`LogFiles`]) are read into its log as they grow.
 
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -223,16 +225,6 @@ impl Process {
         status
     }
 
-    /// Stops it with `signal` (waiting up to 20 s for it to exit), as a host's [`Host::stop`](crate::host::Host)
-    /// does: how it exited, and its whole log.
-    pub async fn stopped(&mut self, signal: Signal) -> crate::host::Stopped {
-        let status = self.stop(signal, Duration::from_secs(20)).await;
-        crate::host::Stopped {
-            status,
-            log: self.log.text(),
-        }
-    }
-
     /// The CPU time (user and system) it has used so far, from `/proc/PID/stat`.
     pub fn cpu_time(&self) -> Duration {
         let pid = self.child.id().expect("the process is running");
@@ -297,4 +289,81 @@ pub fn raise_open_file_limit(want: u64) {
 pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
     static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     ALONE.lock().await
+}
+
+/// The log files a process writes beside its output (`spin up`'s for its component, under
+/// `--log-dir`), read into its [`Log`] as they grow, every 50 ms, each line prefixed with its
+/// file's name: `[hello-edge_stderr.txt] ...`. Stops reading when dropped.
+#[derive(Debug)]
+pub struct LogFiles {
+    dir: PathBuf,
+    log: Log,
+    offsets: Arc<Mutex<Offsets>>,
+    tail: JoinHandle<()>,
+}
+
+impl LogFiles {
+    /// Reads the files under `dir` into `log` from now on.
+    pub fn follow(dir: PathBuf, log: Log) -> LogFiles {
+        let offsets = Arc::default();
+        let tail = tokio::spawn(tail_logs(dir.clone(), log.clone(), Arc::clone(&offsets)));
+        LogFiles {
+            dir,
+            log,
+            offsets,
+            tail,
+        }
+    }
+
+    /// Reads what the files gained, now.
+    pub fn catch_up(&self) {
+        read_new_lines(&self.dir, &self.log, &mut self.offsets.lock().unwrap());
+    }
+}
+
+impl Drop for LogFiles {
+    fn drop(&mut self) {
+        self.tail.abort();
+    }
+}
+
+/// How far each log file has been read.
+#[derive(Debug, Default)]
+struct Offsets(std::collections::BTreeMap<PathBuf, usize>);
+
+/// Appends what the log files under `dir` gained since last time to `log`, each line prefixed
+/// with its file's name, until aborted.
+async fn tail_logs(dir: PathBuf, log: Log, offsets: Arc<Mutex<Offsets>>) {
+    loop {
+        read_new_lines(&dir, &log, &mut offsets.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One pass of [`tail_logs`]: the whole lines each file gained.
+fn read_new_lines(dir: &Path, log: &Log, offsets: &mut Offsets) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    files.sort();
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let read = offsets.0.entry(file.clone()).or_default();
+        // A log file only grows while its process runs; one that shrank is read again from its
+        // start.
+        if bytes.len() < *read {
+            *read = 0;
+        }
+        let Some(end) = bytes[*read..].iter().rposition(|b| *b == b'\n') else {
+            continue;
+        };
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for line in String::from_utf8_lossy(&bytes[*read..*read + end]).lines() {
+            log.push(&format!("[{name}] {line}"));
+        }
+        *read += end + 1;
+    }
 }

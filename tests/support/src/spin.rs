@@ -8,20 +8,17 @@
 //! writes for the component under the log directory (`hello-edge_stdout.txt`,
 //! `hello-edge_stderr.txt`), read as it grows.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::process::Command;
-use tokio::task::JoinHandle;
 
-use crate::catalogue::{Launch, WasmHost};
+use crate::catalogue::{Launch, Names, WasmHost};
 use crate::component::{Component, SpinManifest, Wasi};
-use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
-use crate::process::{Log, Process};
+use crate::host::{BoxFuture, Host, Served, wait_until_ready};
+use crate::process::{LogFiles, Process};
 use crate::tools::{self, root};
 use crate::wasmtime::REUSE_FOR_GOOD;
 
@@ -29,12 +26,9 @@ use crate::wasmtime::REUSE_FOR_GOOD;
 /// pinned tool, and what it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpinUp {
-    /// The pinned tool, in `[workspace.metadata.tools]`: `spin`, `spin-4.0`.
-    pub tool: &'static str,
-    /// What it is, in the benchmark's labels.
-    pub describe: &'static str,
-    /// The prefix of its servers' names in the benchmark.
-    pub prefix: &'static str,
+    /// What it is called; its name is its pinned tool's, in `[workspace.metadata.tools]`:
+    /// `spin`, `spin-4.0`.
+    pub names: Names,
     /// Whether it serves the WASI 0.3 component.
     pub serves_wasi_0_3: bool,
 }
@@ -42,24 +36,28 @@ pub struct SpinUp {
 impl SpinUp {
     /// The Spin the tests are for (4.1.0-pre0): it serves both components.
     pub const LATEST: SpinUp = SpinUp {
-        tool: "spin",
-        describe: "spin up",
-        prefix: "spin-",
+        names: Names {
+            name: "spin",
+            describe: "spin up",
+            prefix: "spin-",
+        },
         serves_wasi_0_3: true,
     };
 
     /// Spin 4.0, the newest tagged release: it serves the WASI 0.2 component only (WASI 0.3
     /// there is a release candidate).
     pub const V4_0: SpinUp = SpinUp {
-        tool: "spin-4.0",
-        describe: "spin up 4.0",
-        prefix: "spin-4.0-",
+        names: Names {
+            name: "spin-4.0",
+            describe: "spin up 4.0",
+            prefix: "spin-4.0-",
+        },
         serves_wasi_0_3: false,
     };
 
     /// Its binary.
     pub fn binary(&self) -> &'static Path {
-        tools::pinned_binary(self.tool)
+        tools::pinned_binary(self.names.name)
     }
 
     /// Serves `wasm` with `manifest`'s route and environment, plus `env` (the component's, given
@@ -70,20 +68,20 @@ impl SpinUp {
         wasm: &Path,
         env: &[(&str, &str)],
         host_env: &[(&str, &str)],
-    ) -> Spin {
+    ) -> Served {
         let launch = Launch::with_env(env).and_host_env(host_env);
         self.launch(manifest, wasm, &launch).await
     }
 
     /// Serves `wasm` with `manifest`'s route and environment, as `launch` says: where it
     /// listens, the component's environment (`-e`), Spin's flags and process environment.
-    pub async fn launch(&self, manifest: &SpinManifest, wasm: &Path, launch: &Launch) -> Spin {
-        let dir = run_dir(self.tool);
+    pub async fn launch(&self, manifest: &SpinManifest, wasm: &Path, launch: &Launch) -> Served {
+        let dir = run_dir(self.names.name);
         let file = dir.join("spin.toml");
         std::fs::write(&file, manifest_for(manifest, wasm)).unwrap();
         let label = format!(
             "spin up {}, {}",
-            tools::pinned_version(self.tool),
+            tools::pinned_version(self.names.name),
             manifest.file
         );
         let mut command = Command::new(self.binary());
@@ -100,21 +98,13 @@ impl SpinUp {
             command.arg("-e").arg(format!("{name}={value}"));
         }
         command.envs(launch.host_env.iter().map(|(name, value)| (name, value)));
-        Spin::spawn(command, &dir, label).await
+        spawn(command, &dir, label).await
     }
 }
 
 impl WasmHost for SpinUp {
-    fn name(&self) -> &'static str {
-        self.tool
-    }
-
-    fn describe(&self) -> &'static str {
-        self.describe
-    }
-
-    fn prefix(&self) -> &'static str {
-        self.prefix
+    fn names(&self) -> Names {
+        self.names
     }
 
     fn serves(&self, component: &Component) -> bool {
@@ -133,91 +123,52 @@ impl WasmHost for SpinUp {
         })
     }
 
-    fn start<'a>(
+    fn serve<'a>(
         &'a self,
         component: &'a Component,
+        wasm: &'a Path,
         launch: &'a Launch,
     ) -> BoxFuture<'a, Box<dyn Host>> {
         Box::pin(async move {
-            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
-            Box::new(self.launch(&component.manifest(), &wasm, launch).await) as Box<dyn Host>
+            Box::new(self.launch(&component.manifest(), wasm, launch).await) as Box<dyn Host>
         })
     }
 }
 
-/// `spin up` serving a component; interrupted and its directory removed on drop.
-pub struct Spin {
-    addr: SocketAddr,
-    process: Process,
-    label: String,
-    dir: PathBuf,
-    tail: JoinHandle<()>,
-    offsets: Arc<Mutex<Offsets>>,
-}
-
-impl Spin {
-    /// Runs `command` (a `spin up` or `spin build --up` listening on loopback, logging to
-    /// `dir/logs`) with `dir/data` as its data directory, and waits until it answers.
-    pub async fn spawn(mut command: Command, dir: &Path, label: String) -> Spin {
-        command.env("SPIN_DATA_DIR", dir.join("data"));
-        let mut process = Process::spawn(label.clone(), &mut command);
-        let offsets = Arc::default();
-        let tail = tokio::spawn(tail_logs(
-            dir.join("logs"),
-            process.log().clone(),
-            Arc::clone(&offsets),
-        ));
-        // It loads the app, then says where it serves: "Serving http://127.0.0.1:PORT".
-        let addr = process
-            .wait_for("where it serves", Duration::from_secs(120), |line| {
-                line.trim().strip_prefix("Serving http://")?.parse().ok()
-            })
-            .await;
-        wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
-        Spin {
-            addr,
-            process,
-            label,
-            dir: dir.to_owned(),
-            tail,
-            offsets,
-        }
-    }
-
-    /// Stops it with `signal` and returns how it exited, and its whole log (the component's log
-    /// files read to their end).
-    ///
-    /// What Spin logs for its own exit is left out: when it exits with a WASI 0.3 instance still
-    /// kept for reuse, it drops that instance's worker unfinished, and wasmtime-wasi-http reports
-    /// every worker dropped so as `worker failed: worker panicked` (wasmtime v47.0.2,
-    /// `crates/wasi-http/src/handler.rs:708`, the worker's `Dropper`; Spin prints it,
-    /// `crates/trigger-http/src/server.rs:792`). No guest code runs then; the same line before
-    /// the signal is a failure like any other.
-    pub async fn stop_with(&mut self, signal: Signal) -> Stopped {
-        let log = self.process.log().clone();
-        self.read_logs();
-        let signalled = log.mark();
-        let status = self.process.stop(signal, Duration::from_secs(20)).await;
-        self.tail.abort();
-        self.read_logs();
-        let text = log.text();
-        let (before, after) = text.split_at(signalled);
-        Stopped {
-            status,
-            log: format!("{before}{}", without_exit_drops(after)),
-        }
-    }
-
-    /// Reads what the component's log files gained into the log.
-    fn read_logs(&self) {
-        let mut offsets = self.offsets.lock().unwrap();
-        read_new_lines(&self.dir.join("logs"), self.process.log(), &mut offsets);
-    }
+/// Runs `command` (a `spin up` or `spin build --up` listening on loopback, logging to
+/// `dir/logs`) with `dir/data` as its data directory, labelled `label`, and waits until it
+/// answers. Its log is Spin's output and the component's log files; it is stopped by SIGINT, as
+/// Ctrl-C in the terminal a user runs `spin up` in (Spin stops at once either way, dropping the
+/// requests in flight: `tests/e2e/tests/wasm_hosts.rs` measures it), and `dir` is removed once it
+/// is gone.
+///
+/// What Spin logs for its own exit is left out of its log ([`without_exit_drops`]).
+pub async fn spawn(mut command: Command, dir: &Path, label: String) -> Served {
+    command.env("SPIN_DATA_DIR", dir.join("data"));
+    let mut process = Process::spawn(label.clone(), &mut command);
+    let files = LogFiles::follow(dir.join("logs"), process.log().clone());
+    // It loads the app, then says where it serves: "Serving http://127.0.0.1:PORT".
+    let addr = process
+        .wait_for("where it serves", Duration::from_secs(120), |line| {
+            line.trim().strip_prefix("Serving http://")?.parse().ok()
+        })
+        .await;
+    wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
+    Served::new(label, addr, process, Signal::SIGINT)
+        .with_log_files(files)
+        .without_exit_noise(without_exit_drops)
+        .removing(dir.to_owned())
 }
 
 /// `log` without the lines Spin writes for a worker it drops as it exits: `worker failed: worker
 /// panicked` and the backtrace under it (its indented lines).
-fn without_exit_drops(log: &str) -> String {
+///
+/// When Spin exits with a WASI 0.3 instance still kept for reuse, it drops that instance's worker
+/// unfinished, and wasmtime-wasi-http reports every worker dropped so as `worker failed: worker
+/// panicked` (wasmtime v47.0.2, `crates/wasi-http/src/handler.rs:708`, the worker's `Dropper`;
+/// Spin prints it, `crates/trigger-http/src/server.rs:792`). No guest code runs then; the same
+/// line before the signal is a failure like any other.
+pub fn without_exit_drops(log: &str) -> String {
     let mut kept = String::new();
     let mut dropping = false;
     for line in log.lines() {
@@ -293,75 +244,4 @@ pub fn fresh_copy() -> PathBuf {
         std::fs::copy(&from, &to).unwrap_or_else(|err| panic!("copy {}: {err}", file.display()));
     }
     copy
-}
-
-/// How far each log file has been read.
-#[derive(Default)]
-struct Offsets(std::collections::BTreeMap<PathBuf, usize>);
-
-/// Appends what the component's log files under `dir` gained since last time to `log`, each
-/// line prefixed with its file's name, until aborted.
-async fn tail_logs(dir: PathBuf, log: Log, offsets: Arc<Mutex<Offsets>>) {
-    loop {
-        read_new_lines(&dir, &log, &mut offsets.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// One pass of [`tail_logs`]: the whole lines each file gained.
-fn read_new_lines(dir: &Path, log: &Log, offsets: &mut Offsets) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    files.sort();
-    for file in files {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
-        let read = offsets.0.entry(file.clone()).or_default();
-        // A log file only grows while Spin runs; one that shrank is read again from its start.
-        if bytes.len() < *read {
-            *read = 0;
-        }
-        let Some(end) = bytes[*read..].iter().rposition(|b| *b == b'\n') else {
-            continue;
-        };
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        for line in String::from_utf8_lossy(&bytes[*read..*read + end]).lines() {
-            log.push(&format!("[{name}] {line}"));
-        }
-        *read += end + 1;
-    }
-}
-
-impl Drop for Spin {
-    fn drop(&mut self) {
-        self.tail.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Host for Spin {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log(&self) -> Log {
-        self.process.log().clone()
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// SIGINT, as Ctrl-C in the terminal a user runs `spin up` in. Spin stops at once either
-    /// way, dropping the requests in flight (`tests/e2e/tests/wasm_hosts.rs` measures it).
-    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
-        Box::pin(self.stop_with(Signal::SIGINT))
-    }
 }

@@ -3,8 +3,7 @@
 //! (`.wash/config.yaml`): its host environment (the instance pool) and its component
 //! environment, the latter replaced by the launch's.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,10 +11,10 @@ use nix::sys::signal::Signal;
 use serde_yaml_ng::{Mapping, Value};
 use tokio::process::Command;
 
-use crate::catalogue::{Launch, WasmHost};
+use crate::catalogue::{Launch, Names, WasmHost};
 use crate::component::Component;
-use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
-use crate::process::{Log, Process};
+use crate::host::{BoxFuture, Host, Served, wait_until_ready};
+use crate::process::Process;
 use crate::tools::{self, root};
 
 /// `wash dev`, as a host of the catalogue. It takes no flags: what it serves with is its dev
@@ -23,55 +22,42 @@ use crate::tools::{self, root};
 pub struct WashDev;
 
 impl WasmHost for WashDev {
-    fn name(&self) -> &'static str {
-        "wash"
+    fn names(&self) -> Names {
+        Names {
+            name: "wash",
+            describe: "wasmCloud wash dev",
+            prefix: "wash-",
+        }
     }
 
-    fn describe(&self) -> &'static str {
-        "wasmCloud wash dev"
-    }
-
-    fn prefix(&self) -> &'static str {
-        "wash-"
-    }
-
-    fn start<'a>(
+    fn serve<'a>(
         &'a self,
-        component: &'a Component,
+        _component: &'a Component,
+        wasm: &'a Path,
         launch: &'a Launch,
     ) -> BoxFuture<'a, Box<dyn Host>> {
-        Box::pin(async move {
-            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
-            Box::new(Wash::launch(&wasm, launch, &[]).await) as Box<dyn Host>
-        })
+        Box::pin(async move { Box::new(WashDev::launch(wasm, launch, &[]).await) as Box<dyn Host> })
     }
 }
 
-/// `wash dev` serving a component on a loopback port it picks and logs; killed on drop, its
-/// project directory removed.
-pub struct Wash {
-    addr: SocketAddr,
-    process: Process,
-    label: String,
-    dir: PathBuf,
-}
-
-impl Wash {
+impl WashDev {
     /// Serves `wasm` with these component environment variables, under the repository's dev
     /// config.
-    pub async fn serve(wasm: &Path, env: &[(&str, &str)]) -> Wash {
+    pub async fn serve_with(wasm: &Path, env: &[(&str, &str)]) -> Served {
         Self::launch(wasm, &Launch::with_env(env), &[]).await
     }
 
-    /// Like [`Wash::serve`], with these variables left out of the dev config's host
+    /// Like [`WashDev::serve_with`], with these variables left out of the dev config's host
     /// environment (`dev.environment`), to see what they do.
-    pub async fn serve_without(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Wash {
+    pub async fn serve_without(wasm: &Path, env: &[(&str, &str)], without: &[&str]) -> Served {
         Self::launch(wasm, &Launch::with_env(env), without).await
     }
 
     /// Serves `wasm` as `launch` says (its host environment added to the dev config's), with
-    /// the variables `without` names left out of the dev config's host environment.
-    pub async fn launch(wasm: &Path, launch: &Launch, without: &[&str]) -> Wash {
+    /// the variables `without` names left out of the dev config's host environment, on a
+    /// loopback port it picks and logs: stopped by SIGTERM (it stops at once, dropping the
+    /// requests in flight), its project directory removed once it is gone.
+    pub async fn launch(wasm: &Path, launch: &Launch, without: &[&str]) -> Served {
         assert!(
             launch.flags.is_empty(),
             "wash dev takes no flags: {:?}",
@@ -121,12 +107,7 @@ impl Wash {
             )
             .await;
         wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
-        Wash {
-            addr,
-            process,
-            label,
-            dir,
-        }
+        Served::new(label, addr, process, Signal::SIGTERM).removing(dir)
     }
 }
 
@@ -158,33 +139,4 @@ fn dev_config(wasm: &Path, launch: &Launch, without: &[&str]) -> Value {
         .collect();
     config["workload"]["environment"]["config"] = component_env.into();
     config
-}
-
-impl Drop for Wash {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Host for Wash {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log(&self) -> Log {
-        self.process.log().clone()
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// SIGTERM: `wash dev` stops at once (it drops the requests in flight).
-    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
-        Box::pin(self.process.stopped(Signal::SIGTERM))
-    }
 }

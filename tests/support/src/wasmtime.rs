@@ -1,18 +1,17 @@
-//! A component under the pinned `wasmtime serve`: the reference host, wasmtime's own
+//! A component under the pinned `wasmtime serve` ([`serve`]): the reference host, wasmtime's own
 //! (`WasmtimeServe` in the catalogue), and what it is told to serve many thousands of waiting
 //! requests ([`TUNED`]).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::process::Command;
 
-use crate::catalogue::{Launch, WasmHost};
+use crate::catalogue::{Launch, Names, WasmHost};
 use crate::component::Component;
-use crate::host::{BoxFuture, Host, Stopped, wait_until_ready};
-use crate::process::{Log, Process};
+use crate::host::{BoxFuture, Host, Served, wait_until_ready};
+use crate::process::Process;
 use crate::tools;
 
 /// `wasmtime serve`, as a host of the catalogue.
@@ -51,99 +50,58 @@ pub const TUNED: [&str; 8] = [
 ];
 
 impl WasmHost for WasmtimeServe {
-    fn name(&self) -> &'static str {
-        "wasmtime"
-    }
-
-    fn describe(&self) -> &'static str {
-        "wasmtime serve"
-    }
-
-    fn prefix(&self) -> &'static str {
-        ""
+    fn names(&self) -> Names {
+        Names {
+            name: "wasmtime",
+            describe: "wasmtime serve",
+            prefix: "",
+        }
     }
 
     fn tuned(&self, _component: &Component) -> Option<Launch> {
         Some(Launch::default().and_flags(&TUNED))
     }
 
-    fn start<'a>(
+    fn serve<'a>(
         &'a self,
-        component: &'a Component,
+        _component: &'a Component,
+        wasm: &'a Path,
         launch: &'a Launch,
     ) -> BoxFuture<'a, Box<dyn Host>> {
-        Box::pin(async move {
-            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
-            Box::new(Wasmtime::serve(&wasm, launch).await) as Box<dyn Host>
+        Box::pin(async move { Box::new(serve(wasm, launch).await) as Box<dyn Host> })
+    }
+}
+
+/// Serves `wasm` under the pinned `wasmtime serve`, with `-Scli` (the environment and stderr),
+/// as `launch` says: where it listens (it prints the port it picked), the component's
+/// environment (`--env`), the host's flags and environment. Stopped by SIGINT, on which
+/// `wasmtime serve` finishes the requests in flight (SIGTERM kills it).
+pub async fn serve(wasm: &Path, launch: &Launch) -> Served {
+    let mut command = Command::new(tools::wasmtime());
+    command
+        .args(["serve", "-Scli"])
+        .arg(format!("--addr={}", launch.listen))
+        .args(&launch.flags);
+    for (name, value) in &launch.env {
+        command.arg(format!("--env={name}={value}"));
+    }
+    command.envs(launch.host_env.iter().map(|(name, value)| (name, value)));
+    command.arg(wasm);
+    let label = format!(
+        "wasmtime serve {}, {}",
+        tools::pinned_version("wasmtime"),
+        wasm.file_name().unwrap().to_string_lossy()
+    );
+    let mut process = Process::spawn(label.clone(), &mut command);
+    // It compiles the component, then says where it listens: "Serving HTTP on http://ADDR/".
+    let addr = process
+        .wait_for("where it serves", Duration::from_secs(60), |line| {
+            line.strip_prefix("Serving HTTP on http://")?
+                .trim_end_matches('/')
+                .parse()
+                .ok()
         })
-    }
-}
-
-/// A component under the pinned `wasmtime serve`, with `-Scli` (the environment and stderr), on
-/// a loopback port it picks and prints; killed on drop.
-pub struct Wasmtime {
-    addr: SocketAddr,
-    process: Process,
-    label: String,
-}
-
-impl Wasmtime {
-    /// Serves `wasm` as `launch` says: where it listens, the component's environment (`--env`),
-    /// the host's flags and environment.
-    pub async fn serve(wasm: &Path, launch: &Launch) -> Wasmtime {
-        let mut command = Command::new(tools::wasmtime());
-        command
-            .args(["serve", "-Scli"])
-            .arg(format!("--addr={}", launch.listen))
-            .args(&launch.flags);
-        for (name, value) in &launch.env {
-            command.arg(format!("--env={name}={value}"));
-        }
-        command.envs(launch.host_env.iter().map(|(name, value)| (name, value)));
-        command.arg(wasm);
-        let label = format!(
-            "wasmtime serve {}, {}",
-            tools::pinned_version("wasmtime"),
-            wasm.file_name().unwrap().to_string_lossy()
-        );
-        let mut process = Process::spawn(label.clone(), &mut command);
-        // It compiles the component, then says where it listens: "Serving HTTP on http://ADDR/".
-        let addr = process
-            .wait_for("where it serves", Duration::from_secs(60), |line| {
-                line.strip_prefix("Serving HTTP on http://")?
-                    .trim_end_matches('/')
-                    .parse()
-                    .ok()
-            })
-            .await;
-        wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
-        Wasmtime {
-            addr,
-            process,
-            label,
-        }
-    }
-}
-
-impl Host for Wasmtime {
-    fn label(&self) -> String {
-        self.label.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn log(&self) -> Log {
-        self.process.log().clone()
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// SIGINT: `wasmtime serve` finishes the requests in flight on it (SIGTERM kills it).
-    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
-        Box::pin(self.process.stopped(Signal::SIGINT))
-    }
+        .await;
+    wait_until_ready(addr, &mut process, Duration::from_secs(30)).await;
+    Served::new(label, addr, process, Signal::SIGINT)
 }
