@@ -79,10 +79,10 @@ impl Reply {
         method: MethodClass,
         route: Option<&'static str>,
     ) -> Reply {
-        let status = err.status();
+        let (status, title) = err.status_line();
         let mut page = String::with_capacity(96);
         page.push_str("<h1>");
-        page.push_str(err.title());
+        page.push_str(title);
         page.push_str("</h1>\n<p>");
         html_escape::encode_quoted_attribute_to_string(err.to_string(), &mut page);
         page.push_str(".</p>\n");
