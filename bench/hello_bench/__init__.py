@@ -11,10 +11,11 @@ neither the ramp-up nor the requests cut off at the end are counted. The window 
 of a delay after a round boundary, away from the bursts in which synchronised connections
 complete.
 
-The modules, one job each: servers (the catalogue), procs (processes and /proc), load (the
-scenarios and the load generators), limits (which limit of a host binds, from its log), cold
-(cold start and instance cost), report (the Markdown), chart (the SVG), soak (the soak) and
-__main__ (the options and the order of things). Only the standard library is imported until a
+The modules, one job each: servers (the servers as the host catalogue's `hosts` binary names
+and starts them), procs (/proc), load (the scenarios and the load generators), limits (which
+limit of a host binds, from its log), cold (cold start and instance cost), report (the
+Markdown), chart (the SVG), soak (the soak) and __main__ (the options and the order of
+things). Only the standard library is imported until a
 run needs more, so `--help` works before anything is installed.
 """
 
@@ -23,6 +24,5 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
-WASM = ROOT / "target" / "wasm32-wasip2" / "component"
 # Each server's output, for when a figure needs explaining (and for the limits column).
 LOGS = ROOT / "target" / "bench-logs"

@@ -153,11 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     costs = cold.instance_cost(times) if args.scenarios in ("all", "instances") else []
     wasm_sizes = cold.sizes()
     meta["sizes"] = wasm_sizes
-    wash_env = report.wash_env() if any(s.name.startswith("wash-") for s in servers) else None
 
     args.out.mkdir(parents=True, exist_ok=True)
     cat = catalogue()
-    table = (report.markdown(results, meta, cat, wash_env) + "\n" + report.sweep_markdown(sweep, cat) + "\n"
+    table = (report.markdown(results, meta, cat) + "\n" + report.sweep_markdown(sweep, cat) + "\n"
              + report.cold_markdown(starts, costs, wasm_sizes, args.starts))
     (args.out / "latest.md").write_text(table + "\n![chart](latest.svg)\n")
     (args.out / "latest.json").write_text(json.dumps(

@@ -14,6 +14,7 @@ import subprocess
 
 from . import LOGS
 from .load import wrk
+from .procs import server_env
 from .servers import HOSTS, catalogue, serving
 
 
@@ -32,7 +33,7 @@ class Start:
 def cold_start(starts: int) -> list[Start]:
     """`hosts cold-start`: every configuration `starts` times, one line of figures each."""
     proc = subprocess.Popen([str(HOSTS), "cold-start", "--starts", str(starts)], stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, env=server_env())
     results = []
     for line in proc.stdout:
         figures = json.loads(line)

@@ -3,23 +3,11 @@ cold-start and instance-cost tables (latest.md), and the soak's table (soak.md).
 
 from __future__ import annotations
 
-from . import ROOT
 from .cold import InstanceCost, Start
 from .limits import describe
 from .load import (CONNECTIONS_PER_WRK, H2_CONNECTIONS, H2_THREADS, LOAD_SATURATED, LOAD_SHARE, SCALE_NOTE,
                    SCENARIOS, WRK_STAGGER_S, Result)
 from .servers import Catalogue
-
-# The repository's wash dev config: its dev.environment is the host's (the instance pool).
-WASH_CONFIG = ROOT / ".wash" / "config.yaml"
-
-
-def wash_env() -> dict:
-    """The host environment wash dev runs with: the dev config's `dev.environment` (PyYAML, from
-    the virtualenv)."""
-    import yaml
-
-    return (yaml.safe_load(WASH_CONFIG.read_text()).get("dev", {}).get("environment") or {})
 
 # Each ratio of requests/s: (column title, numerator, denominator).
 RATIOS = [
@@ -63,7 +51,7 @@ def _peak(r: Result) -> str:
     return "– (it had exited)" if r.peak_rss == 0 else f"{r.peak_rss / 2**20:.1f} MiB"
 
 
-def markdown(results: list[Result], meta: dict, cat: Catalogue, wash_env: dict | None = None) -> str:
+def markdown(results: list[Result], meta: dict, cat: Catalogue) -> str:
     lines = [
         "# hello-edge benchmark",
         "",
@@ -122,19 +110,9 @@ def markdown(results: list[Result], meta: dict, cat: Catalogue, wash_env: dict |
                   "| --- |" + " ---: |" * len(shown)]
         for s in measured:
             lines.append(f"| {s.name} | " + " | ".join(cells[s.name][i] for i in shown) + " |")
-    tuned = {s.name: s for s in cat.servers if s.name in ("p2-tuned", "spin-p2-tuned", "spin-p3-tuned")}
-    notes = ""
-    if len(tuned) == 3:
-        notes = (f"wasmtime serve tuned: `{' '.join(tuned['p2-tuned'].flags)}`. spin up tuned: "
-                 f"`{' '.join(f'{k}={v}' for k, v in tuned['spin-p2-tuned'].host_env)}` in its environment, and "
-                 f"for the WASI 0.3 component `{' '.join(tuned['spin-p3-tuned'].flags)}`; spin up defaults: none "
-                 "of these. ")
-    notes += "The native server runs with `--max-connections 30000`. " + SCALE_NOTE
-    if wash_env is not None:
-        notes += (f" wash dev: `{WASH_CONFIG.relative_to(WASH_CONFIG.parent.parent)}` with its host environment "
-                  f"(`dev.environment`: {', '.join(f'`{k}={v}`' for k, v in wash_env.items()) or 'none'}), "
-                  "the component served as built; wash dev caps its HTTP connections at a quarter of its "
-                  f"open-file limit ({meta.get('open_files', '?')} here).")
+    # How the measured servers run, as the catalogue says, then what bounds the scenarios.
+    ran = {r.server for r in results}
+    notes = " ".join([n["text"] for n in cat.notes if ran & set(n["servers"])] + [SCALE_NOTE])
     lines += ["", notes, ""]
     return "\n".join(lines)
 

@@ -37,8 +37,6 @@ class Server:
     reference: bool = False
     http2: bool = False  # speaks HTTP/2 with prior knowledge
     answers_as_hello_edge: bool = True  # sends ANSWER to /hello/bench
-    flags: tuple = ()  # a component's host flags
-    host_env: tuple = ()  # a component's host environment, as (name, value) pairs
     sweep: tuple | None = None  # the sweep's (requests an instance at once, retired after)
 
 
@@ -50,6 +48,7 @@ class Catalogue:
     cold_starts: list[dict]  # {name, label}
     components: dict  # component name -> {path, size}
     versions: dict  # host tool -> its version line
+    notes: list = dataclasses.field(default_factory=list)  # {servers, text}: how they run, for the report
 
     def named(self, name: str) -> Server:
         return next(s for s in self.servers + self.sweep if s.name == name)
@@ -67,12 +66,11 @@ def catalogue() -> Catalogue:
 
     def server(s: dict) -> Server:
         return Server(s["name"], s["label"], s.get("reference", False), s.get("http2", False),
-                      s.get("answers_as_hello_edge", True), tuple(s.get("flags", ())),
-                      tuple(s.get("host_env", {}).items()))
+                      s.get("answers_as_hello_edge", True))
 
     sweep = [Server(s["name"], s["label"], sweep=(s["concurrency"], s["reuse"])) for s in raw["sweep"]]
     return Catalogue([server(s) for s in raw["servers"]], sweep, raw["instances"], raw["cold_starts"],
-                     raw["components"], raw["versions"])
+                     raw["components"], raw["versions"], raw["notes"])
 
 
 @dataclasses.dataclass

@@ -11,9 +11,10 @@ META = {"date": "2026-12-02 00:58 UTC", "machine": "2 cores", "wrk": "4.1.0", "h
 
 
 # The catalogue as `hosts list` describes it, of the one server these results are of.
-CATALOGUE = Catalogue(servers=[Server("spin-p2-tuned", "hello-edge WASI 0.2 component, spin up tuned",
-                                      host_env=(("SPIN_MAX_INSTANCE_COUNT", "12000"),))],
-                      sweep=[], instances=[], cold_starts=[], components={}, versions={})
+CATALOGUE = Catalogue(servers=[Server("spin-p2-tuned", "hello-edge WASI 0.2 component, spin up tuned")],
+                      sweep=[], instances=[], cold_starts=[], components={}, versions={},
+                      notes=[{"servers": ["spin-p2-tuned"], "text": "spin up tuned: its note."},
+                             {"servers": ["native"], "text": "The native server's note."}])
 
 
 def row(result: Result) -> list[str]:
@@ -44,3 +45,9 @@ def test_a_server_part_of_which_had_exited_has_no_size_a_connection():
 def test_a_server_that_ran_has_its_sizes():
     cells = row(waiting(peak_rss=100 * 2**20 + 10_000 * 60 * 1024))
     assert cells[9:11] == ["685.9 MiB", "60.0 KiB"]
+
+
+def test_the_notes_are_those_of_the_servers_measured():
+    text = report.markdown([waiting(peak_rss=0)], META, CATALOGUE)
+    assert "spin up tuned: its note." in text
+    assert "The native server's note." not in text

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::Value;
-use support::catalogue::Launch;
+
 use support::client::{self, Protocol};
 use support::component::{WASIP2, WASIP3};
 use support::conformance;
 use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
-use support::host::{Host, assert_clean};
+use support::host::{Host, Launch, assert_clean};
 use support::manifest::{Manifest, container_port, env_of};
 use support::native;
 use support::oci::{self, Image, Registry};

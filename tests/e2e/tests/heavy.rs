@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use support::catalogue::{Launch, WasmHost};
 use support::client::Protocol;
 use support::component::{COMPONENTS, Component, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{Host, assert_clean};
+use support::host::{Host, Launch, WasmHost, assert_clean};
 use support::process::{alone, raise_open_file_limit};
 use support::scenarios;
 use support::spin::{self, SpinUp};

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use http::StatusCode;
 use nix::sys::signal::Signal;
-use support::catalogue::{Launch, WASM_HOSTS, WasmHost};
+use support::catalogue::WASM_HOSTS;
 use support::client::{self, Protocol};
 use support::component::{COMPONENTS, Component, WASIP2, WASIP3};
 use support::conformance;
-use support::host::{Host, Stopped, assert_clean};
+use support::host::{Host, Launch, Stopped, WasmHost, assert_clean};
 use support::process::Process;
 use support::scenarios;
 use support::spin::SpinUp;

@@ -1,12 +1,10 @@
 //! The catalogue: every host a test or the benchmark starts, as values, and the one way each is
 //! started.
 //!
-//! * [`WasmHost`]: a program that serves the components (`wasmtime serve`, `wash dev`, `spin up`
-//!   on each Spin), one implementation each, listed once in [`WASM_HOSTS`]. The end-to-end tests
-//!   run every one of them (`tests/e2e/tests/wasm_hosts.rs` checks that its list is this one),
-//!   and the benchmark measures every one.
-//! * [`Launch`]: how a host is asked to serve: where, with which environment, with which of its
-//!   own flags.
+//! * [`WASM_HOSTS`]: every program that serves the components (`wasmtime serve`, `wash dev`,
+//!   `spin up` on each Spin), each a value implementing [`WasmHost`]. The end-to-end tests run
+//!   every one of them (`tests/e2e/tests/wasm_hosts.rs` checks that its list is this one), and
+//!   the benchmark measures every one.
 //! * [`Server`] and [`servers`]: the benchmark's servers by name, hello-edge's and the references
 //!   it is measured against, each a host and a launch; the `hosts` binary starts any of them for
 //!   `bench/run` and prints where it serves (`src/bin/hosts.rs`).
@@ -16,140 +14,19 @@
 //! [`Host`] like the others.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::process::Command;
 
 use crate::client::Protocol;
 use crate::component::{Component, NOOP_WASIP2, NOOP_WASIP3, WASIP2, WASIP3};
-use crate::host::{BoxFuture, Host, wait_until_answering};
+use crate::host::{Host, Launch, WasmHost, wait_until_answering};
 use crate::native::NativeBinary;
 use crate::spin::SpinUp;
 use crate::tools::root;
 use crate::wash::WashDev;
 use crate::wasmtime::WasmtimeServe;
-
-/// How a host is asked to serve a component.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    /// Where it listens: port 0 of loopback (the host picks a port and says which) unless a port
-    /// is wanted, as a cold start's clock needs.
-    pub listen: SocketAddr,
-    /// The component's environment (`HELLO_EDGE_DELAY_MS`).
-    pub env: Vec<(String, String)>,
-    /// The host process's own environment (Spin's `SPIN_MAX_INSTANCE_COUNT`).
-    pub host_env: Vec<(String, String)>,
-    /// The host's own flags, after the ones it always gets.
-    pub flags: Vec<String>,
-    /// The file to serve instead of the component as built (a precompiled `.cwasm`).
-    pub wasm: Option<PathBuf>,
-}
-
-impl Default for Launch {
-    fn default() -> Launch {
-        Launch {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            env: Vec::new(),
-            host_env: Vec::new(),
-            flags: Vec::new(),
-            wasm: None,
-        }
-    }
-}
-
-impl Launch {
-    /// The component's environment variables, as pairs.
-    pub fn with_env(env: &[(&str, &str)]) -> Launch {
-        Launch {
-            env: pairs(env),
-            ..Launch::default()
-        }
-    }
-
-    /// This launch with `more` of the host's own flags.
-    pub fn and_flags(mut self, more: &[&str]) -> Launch {
-        self.flags.extend(more.iter().map(|flag| flag.to_string()));
-        self
-    }
-
-    /// This launch with `more` in the host process's environment.
-    pub fn and_host_env(mut self, more: &[(&str, &str)]) -> Launch {
-        self.host_env.extend(pairs(more));
-        self
-    }
-
-    /// The component's environment, borrowed.
-    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
-        self.env
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect()
-    }
-}
-
-fn pairs(env: &[(&str, &str)]) -> Vec<(String, String)> {
-    env.iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect()
-}
-
-/// What a [`WasmHost`] is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Names {
-    /// Its name, in test names and the benchmark's: `wasmtime`, `wash`, `spin`, `spin-4.0`.
-    pub name: &'static str,
-    /// What it is, in the benchmark's labels: `wasmtime serve`, `wasmCloud wash dev`.
-    pub describe: &'static str,
-    /// The prefix of its servers' names in the benchmark: `wash-`; none for `wasmtime serve`,
-    /// the reference host.
-    pub prefix: &'static str,
-}
-
-/// A program that serves the components: how it starts one, and what it is.
-pub trait WasmHost: Sync {
-    /// What it is called.
-    fn names(&self) -> Names;
-
-    /// Its name ([`Names::name`]).
-    fn name(&self) -> &'static str {
-        self.names().name
-    }
-
-    /// Whether it serves `component` (Spin 4.0 knows only a release candidate of WASI 0.3).
-    fn serves(&self, _component: &Component) -> bool {
-        true
-    }
-
-    /// What it is told to serve many thousands of waiting requests (its pools and caps lifted),
-    /// beyond its defaults; `None` when its defaults are what a user runs it with (`wash dev`
-    /// takes its pool from the repository's dev config).
-    fn tuned(&self, _component: &Component) -> Option<Launch> {
-        None
-    }
-
-    /// Starts it serving `wasm` (`component`, as built or as `launch` names it) as `launch`
-    /// says, and returns once the component answers.
-    fn serve<'a>(
-        &'a self,
-        component: &'a Component,
-        wasm: &'a Path,
-        launch: &'a Launch,
-    ) -> BoxFuture<'a, Box<dyn Host>>;
-
-    /// Starts it serving `component` as `launch` says: the component as built, unless `launch`
-    /// names another file.
-    fn start<'a>(
-        &'a self,
-        component: &'a Component,
-        launch: &'a Launch,
-    ) -> BoxFuture<'a, Box<dyn Host>> {
-        Box::pin(async move {
-            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
-            self.serve(component, &wasm, launch).await
-        })
-    }
-}
 
 /// Every program that serves the components, each once: what the end-to-end tests run, and what
 /// the benchmark measures.
@@ -465,4 +342,83 @@ fn free_port(listen: SocketAddr) -> SocketAddr {
     std::net::TcpListener::bind(listen)
         .and_then(|listener| listener.local_addr())
         .unwrap_or_else(|err| panic!("no free port on {listen}: {err}"))
+}
+
+/// What the benchmark's report says of how its servers run beyond what their labels say, each
+/// with the servers it is about: the native server's flags, each host's tuning, each host's
+/// own configuration.
+pub fn notes() -> Vec<(Vec<String>, String)> {
+    let servers = servers();
+    let mut notes = Vec::new();
+    for server in &servers {
+        if let Serve::Program {
+            program: Program::Native,
+            args,
+        } = &server.serve
+        {
+            // Its arguments but where it listens and its delay, which every server is given.
+            let own: Vec<&str> = args
+                .chunks(2)
+                .filter(|pair| !pair.iter().any(|arg| arg.contains('{')))
+                .flatten()
+                .copied()
+                .collect();
+            let text = format!("The native server runs with `{}`.", own.join(" "));
+            notes.push((vec![server.name.clone()], text));
+        }
+    }
+    for host in WASM_HOSTS {
+        let describe = host.names().describe;
+        let tuned: Vec<(&str, String)> = [&WASIP2, &WASIP3]
+            .into_iter()
+            .filter(|component| host.serves(component))
+            .filter_map(|component| {
+                let launch = host.tuned(component)?;
+                let mut parts = Vec::new();
+                if !launch.flags.is_empty() {
+                    parts.push(format!("`{}`", launch.flags.join(" ")));
+                }
+                if !launch.host_env.is_empty() {
+                    let env: Vec<String> = launch
+                        .host_env
+                        .iter()
+                        .map(|(name, value)| format!("{name}={value}"))
+                        .collect();
+                    parts.push(format!("`{}` in its environment", env.join(" ")));
+                }
+                Some((component.label, parts.join(" and ")))
+            })
+            .collect();
+        // One tuning for every component is said once.
+        let tuned: Vec<String> = match tuned.as_slice() {
+            [(_, first), rest @ ..] if rest.iter().all(|(_, parts)| parts == first) => {
+                vec![first.clone()]
+            }
+            _ => tuned
+                .iter()
+                .map(|(label, parts)| format!("for the {label}, {parts}"))
+                .collect(),
+        };
+        let of_host = |suffix: &str| -> Vec<String> {
+            servers
+                .iter()
+                .filter(|server| {
+                    matches!(&server.serve, Serve::Component { host: h, .. } if h.name() == host.name())
+                        && server.name.ends_with(suffix)
+                })
+                .map(|server| server.name.clone())
+                .collect()
+        };
+        if !tuned.is_empty() {
+            let text = format!(
+                "{describe} tuned: {}; {describe} defaults: none of these.",
+                tuned.join("; ")
+            );
+            notes.push((of_host("-tuned"), text));
+        }
+        if let Some(note) = host.note() {
+            notes.push((of_host(""), note));
+        }
+    }
+    notes
 }

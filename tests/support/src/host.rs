@@ -3,7 +3,8 @@
 //! port (port 0) and says which, so tests running in parallel cannot race for one, and a host
 //! counts as started only once the real route answers from the core ([`wait_until_ready`]).
 //!
-//! The hosts themselves are in their own modules, and named in the catalogue
+//! A program that serves the components is a [`WasmHost`]: how it starts one, as a [`Launch`]
+//! says. The hosts themselves are in their own modules, and named in the catalogue
 //! ([`crate::catalogue`]): the native server ([`crate::native`]), `wasmtime serve`
 //! ([`crate::wasmtime`]), `wash dev` ([`crate::wash`]), `spin up` ([`crate::spin`]), and a
 //! container under containerd ([`crate::containerd`]). The trait is object safe, so the catalogue
@@ -11,7 +12,7 @@
 //! (no process of its own here, stopped through its API) is one more implementation.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::client::{self, Protocol};
+use crate::component::Component;
 use crate::process::{Log, LogFiles, Process};
 
 /// A future a [`Host`] returns, boxed so that the trait stays object safe.
@@ -252,5 +254,132 @@ async fn wait_until(
             process.log().text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How a host is asked to serve a component.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Where it listens: port 0 of loopback (the host picks a port and says which) unless a port
+    /// is wanted, as a cold start's clock needs.
+    pub listen: SocketAddr,
+    /// The component's environment (`HELLO_EDGE_DELAY_MS`).
+    pub env: Vec<(String, String)>,
+    /// The host process's own environment (Spin's `SPIN_MAX_INSTANCE_COUNT`).
+    pub host_env: Vec<(String, String)>,
+    /// The host's own flags, after the ones it always gets.
+    pub flags: Vec<String>,
+    /// The file to serve instead of the component as built (a precompiled `.cwasm`).
+    pub wasm: Option<PathBuf>,
+}
+
+impl Default for Launch {
+    fn default() -> Launch {
+        Launch {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            env: Vec::new(),
+            host_env: Vec::new(),
+            flags: Vec::new(),
+            wasm: None,
+        }
+    }
+}
+
+impl Launch {
+    /// The component's environment variables, as pairs.
+    pub fn with_env(env: &[(&str, &str)]) -> Launch {
+        Launch {
+            env: pairs(env),
+            ..Launch::default()
+        }
+    }
+
+    /// This launch with `more` of the host's own flags.
+    pub fn and_flags(mut self, more: &[&str]) -> Launch {
+        self.flags.extend(more.iter().map(|flag| flag.to_string()));
+        self
+    }
+
+    /// This launch with `more` in the host process's environment.
+    pub fn and_host_env(mut self, more: &[(&str, &str)]) -> Launch {
+        self.host_env.extend(pairs(more));
+        self
+    }
+
+    /// The component's environment, borrowed.
+    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+}
+
+fn pairs(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// What a [`WasmHost`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    /// Its name, in test names and the benchmark's: `wasmtime`, `wash`, `spin`, `spin-4.0`.
+    pub name: &'static str,
+    /// What it is, in the benchmark's labels: `wasmtime serve`, `wasmCloud wash dev`.
+    pub describe: &'static str,
+    /// The prefix of its servers' names in the benchmark: `wash-`; none for `wasmtime serve`,
+    /// the reference host.
+    pub prefix: &'static str,
+}
+
+/// A program that serves the components: how it starts one, and what it is.
+pub trait WasmHost: Sync {
+    /// What it is called.
+    fn names(&self) -> Names;
+
+    /// Its name ([`Names::name`]).
+    fn name(&self) -> &'static str {
+        self.names().name
+    }
+
+    /// Whether it serves `component` (Spin 4.0 knows only a release candidate of WASI 0.3).
+    fn serves(&self, _component: &Component) -> bool {
+        true
+    }
+
+    /// What it is told to serve many thousands of waiting requests (its pools and caps lifted),
+    /// beyond its defaults; `None` when its defaults are what a user runs it with (`wash dev`
+    /// takes its pool from the repository's dev config).
+    fn tuned(&self, _component: &Component) -> Option<Launch> {
+        None
+    }
+
+    /// What the benchmark's report says of how it runs beyond its flags (the configuration it
+    /// reads), if anything.
+    fn note(&self) -> Option<String> {
+        None
+    }
+
+    /// Starts it serving `wasm` (`component`, as built or as `launch` names it) as `launch`
+    /// says, and returns once the component answers.
+    fn serve<'a>(
+        &'a self,
+        component: &'a Component,
+        wasm: &'a Path,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>>;
+
+    /// Starts it serving `component` as `launch` says: the component as built, unless `launch`
+    /// names another file.
+    fn start<'a>(
+        &'a self,
+        component: &'a Component,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Box<dyn Host>> {
+        Box::pin(async move {
+            let wasm = launch.wasm.clone().unwrap_or_else(|| component.wasm());
+            self.serve(component, &wasm, launch).await
+        })
     }
 }

@@ -15,9 +15,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::process::Command;
 
-use crate::catalogue::{Launch, Names, WasmHost};
 use crate::component::{Component, SpinManifest, Wasi};
-use crate::host::{BoxFuture, Host, Served, wait_until_ready};
+use crate::host::{BoxFuture, Host, Launch, Names, Served, WasmHost, wait_until_ready};
 use crate::process::{LogFiles, Process};
 use crate::tools::{self, root};
 use crate::wasmtime::REUSE_FOR_GOOD;

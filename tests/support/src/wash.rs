@@ -11,9 +11,8 @@ use nix::sys::signal::Signal;
 use serde_yaml_ng::{Mapping, Value};
 use tokio::process::Command;
 
-use crate::catalogue::{Launch, Names, WasmHost};
 use crate::component::Component;
-use crate::host::{BoxFuture, Host, Served, wait_until_ready};
+use crate::host::{BoxFuture, Host, Launch, Names, Served, WasmHost, wait_until_ready};
 use crate::process::Process;
 use crate::tools::{self, root};
 
@@ -30,6 +29,26 @@ impl WasmHost for WashDev {
         }
     }
 
+    fn note(&self) -> Option<String> {
+        let config = repository_config();
+        let environment: Vec<String> = config["dev"]["environment"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| {
+                let (name, value) = (name.as_str().unwrap_or("?"), value.as_str().unwrap_or("?"));
+                format!("`{name}={value}`")
+            })
+            .collect();
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft);
+        Some(format!(
+            "wash dev: `{CONFIG}` with its host environment (`dev.environment`: {}), the component \
+             served as built; wash dev caps its HTTP connections at a quarter of its open-file \
+             limit ({limit} here).",
+            environment.join(", ")
+        ))
+    }
+
     fn serve<'a>(
         &'a self,
         _component: &'a Component,
@@ -38,6 +57,15 @@ impl WasmHost for WashDev {
     ) -> BoxFuture<'a, Box<dyn Host>> {
         Box::pin(async move { Box::new(WashDev::launch(wasm, launch, &[]).await) as Box<dyn Host> })
     }
+}
+
+/// The repository's dev config for `wash dev`, from the root.
+const CONFIG: &str = ".wash/config.yaml";
+
+/// The repository's dev config, parsed.
+fn repository_config() -> Value {
+    let text = std::fs::read_to_string(root().join(CONFIG)).expect("read .wash/config.yaml");
+    serde_yaml_ng::from_str(&text).expect(".wash/config.yaml is YAML")
 }
 
 impl WashDev {
@@ -115,9 +143,7 @@ impl WashDev {
 /// listens, with its environment as the component's, its host environment added to the dev
 /// config's, and without the host variables `without` names.
 fn dev_config(wasm: &Path, launch: &Launch, without: &[&str]) -> Value {
-    let text =
-        std::fs::read_to_string(root().join(".wash/config.yaml")).expect("read .wash/config.yaml");
-    let mut config: Value = serde_yaml_ng::from_str(&text).expect(".wash/config.yaml is YAML");
+    let mut config = repository_config();
     config["build"]["command"] = "true".into();
     config["build"]["component_path"] = wasm.to_string_lossy().into_owned().into();
     config["dev"]["address"] = launch.listen.to_string().into();

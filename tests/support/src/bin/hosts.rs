@@ -174,8 +174,13 @@ fn list() {
         .iter()
         .map(|(name, label, _)| json!({"name": name, "label": label}))
         .collect();
+    let notes: Vec<_> = catalogue::notes()
+        .into_iter()
+        .map(|(servers, text)| json!({"servers": servers, "text": text}))
+        .collect();
     let catalogue = json!({"servers": servers, "sweep": sweep, "instances": instances,
-                           "cold_starts": cold, "components": components, "versions": versions});
+                           "cold_starts": cold, "components": components, "versions": versions,
+                           "notes": notes});
     println!("{catalogue:#}");
 }
 
@@ -198,11 +203,12 @@ async fn serve(server: &Server, run: Run, log: Option<PathBuf>) {
     let line = json!({"event": "serving", "name": server.name, "addr": host.addr().to_string(),
                       "pid": host.pid()});
     println!("{line}");
-    let copying = log.map(|file| tokio::spawn(copy_log(host.log(), file)));
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let copying = log.map(|file| tokio::spawn(copy_log(host.log(), file, finished)));
     told_to_stop().await;
     let stopped = host.stop().await;
     if let Some(copying) = copying {
-        copying.abort();
+        let _ = done.send(());
         let _ = copying.await;
     }
     let line = json!({"event": "stopped", "name": server.name,
@@ -230,9 +236,12 @@ async fn told_to_stop() {
     }
 }
 
-/// Appends what `log` gains to `file`, every 100 ms, until aborted; what it gained last is
-/// written when the task is aborted between two rounds.
-async fn copy_log(log: support::process::Log, file: PathBuf) {
+/// Appends what `log` gains to `file`, every 100 ms, until `finished`; then what it gained last.
+async fn copy_log(
+    log: support::process::Log,
+    file: PathBuf,
+    mut finished: tokio::sync::oneshot::Receiver<()>,
+) {
     if let Some(dir) = file.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -241,13 +250,17 @@ async fn copy_log(log: support::process::Log, file: PathBuf) {
         .unwrap_or_else(|err| panic!("create {}: {err}", file.display()));
     let mut written = 0;
     loop {
+        let last = tokio::select! {
+            _ = &mut finished => true,
+            () = tokio::time::sleep(Duration::from_millis(100)) => false,
+        };
         let new = log.since(written);
-        if !new.is_empty() {
-            written += new.len();
-            let _ = out.write_all(new.as_bytes()).await;
-            let _ = out.flush().await;
+        written += new.len();
+        let _ = out.write_all(new.as_bytes()).await;
+        let _ = out.flush().await;
+        if last {
+            return;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
