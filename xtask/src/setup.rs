@@ -10,8 +10,10 @@
 //! * the pinned tools of `[workspace.metadata.tools]` in the root Cargo.toml, into
 //!   `target/tools/bin`, each pin's keys naming its source: a release binary from a PyPI
 //!   `wheel` whose sha256 pip checks, a Python tool from `pip` in a virtualenv, a `crate` with
-//!   `cargo install --locked`, and a binary no registry carries from the `file` an `env`
-//!   variable names, checked against its sha256.
+//!   `cargo install --locked`, a binary no registry carries from the `file` an `env` variable
+//!   names, checked against its sha256, and programs built from a `go` module at an exact
+//!   version, its go.sum lines pinned, into a cache outside the clone (`$HOME/.cache/hello-edge`)
+//!   that every clone on the machine shares.
 //!
 //! Each source is one variant of [`Source`] and one function that plans it ([`Plan`]): whether it
 //! is installed, where from, and the exact commands that install it. `cargo xtask plan` prints
@@ -32,6 +34,8 @@ use std::time::Instant;
 enum Word {
     Text(String),
     Env(String),
+    /// A path under the home directory: `"$HOME/PATH"` in the plan.
+    Home(String),
 }
 
 impl fmt::Display for Word {
@@ -39,6 +43,7 @@ impl fmt::Display for Word {
         match self {
             Word::Text(text) => f.write_str(&quoted(text)),
             Word::Env(name) => write!(f, "\"${name}\""),
+            Word::Home(path) => write!(f, "\"$HOME/{path}\""),
         }
     }
 }
@@ -73,8 +78,8 @@ const SAFE: &str = "-_./=:,+@%";
 #[derive(Debug, Clone)]
 struct Cmd {
     words: Vec<Word>,
-    /// A line it reads on stdin: printed as `printf '%s\n' LINE | COMMAND`.
-    stdin: Option<String>,
+    /// The lines it reads on stdin: printed as `printf '%s\n' LINE... | COMMAND`.
+    stdin: Option<Vec<String>>,
     /// The file its stdout goes to: printed as `COMMAND > FILE`.
     stdout: Option<String>,
     /// Run through `sudo` unless the setup is root already.
@@ -115,7 +120,17 @@ impl Cmd {
     }
 
     fn stdin(mut self, line: impl Into<String>) -> Cmd {
-        self.stdin = Some(line.into());
+        self.stdin = Some(vec![line.into()]);
+        self
+    }
+
+    fn stdin_lines(mut self, lines: Vec<String>) -> Cmd {
+        self.stdin = Some(lines);
+        self
+    }
+
+    fn home_arg(mut self, path: impl Into<String>) -> Cmd {
+        self.words.push(Word::Home(path.into()));
         self
     }
 
@@ -143,6 +158,7 @@ impl Cmd {
                 Word::Env(name) => {
                     std::env::var_os(name).ok_or_else(|| format!("{name} is not set"))?
                 }
+                Word::Home(path) => home().join(path).into_os_string(),
             });
         }
         let mut command = match (self.as_root, setup.sudo) {
@@ -165,7 +181,7 @@ impl Cmd {
         }
         match &self.stdin {
             None => run(&mut command),
-            Some(line) => {
+            Some(lines) => {
                 use std::io::Write;
                 let mut child = command
                     .stdin(Stdio::piped())
@@ -173,7 +189,13 @@ impl Cmd {
                     .map_err(|err| format!("cannot run {command:?}: {err}"))?;
                 let mut input = child.stdin.take().expect("stdin is piped");
                 input
-                    .write_all(format!("{line}\n").as_bytes())
+                    .write_all(
+                        lines
+                            .iter()
+                            .map(|line| format!("{line}\n"))
+                            .collect::<String>()
+                            .as_bytes(),
+                    )
                     .map_err(|err| format!("{command:?}: stdin: {err}"))?;
                 drop(input);
                 let status = child.wait().map_err(|err| format!("{command:?}: {err}"))?;
@@ -189,8 +211,9 @@ impl Cmd {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(line) = &self.stdin {
-            write!(f, "printf '%s\\n' {} | ", quoted(line))?;
+        if let Some(lines) = &self.stdin {
+            let lines: Vec<String> = lines.iter().map(|line| quoted(line)).collect();
+            write!(f, "printf '%s\\n' {} | ", lines.join(" "))?;
         }
         let words: Vec<String> = self.words.iter().map(Word::to_string).collect();
         f.write_str(&words.join(" "))?;
@@ -230,6 +253,9 @@ enum Source {
     /// A pinned binary no registry carries, from the file (a binary, or an `.xz` of one) its
     /// `env` variable names, installed only if its sha256 is the pinned one.
     File(Pin),
+    /// Pinned programs built from a Go module at an exact version, in a module of the project's
+    /// own under `target/go`, into a cache outside the clone.
+    Go(Pin),
 }
 
 /// A tool pinned in `[workspace.metadata.tools]`: its name and its keys.
@@ -278,6 +304,7 @@ impl Step {
             Source::Pip(pin) => pip(setup, pin),
             Source::Crate(pin) => krate(setup, pin),
             Source::File(pin) => file(setup, pin),
+            Source::Go(pin) => go(setup, pin, all),
         }
     }
 }
@@ -467,6 +494,124 @@ fn file(setup: &Setup, pin: &Pin) -> Plan {
     }
 }
 
+/// A pinned tool with a `go` module: the programs of its `packages`, built from the module at its
+/// `go-version` in a module of the project's own (`target/go/TOOL`), as its upstream releases them
+/// (`-trimpath`, its `ldflags`, `CGO_ENABLED` as `cgo` says, its `tags`). The module's own go.sum
+/// lines (`sum`) lock it: go checks every module it fetches against go.sum and the checksum
+/// database, and the rest of the graph follows from the module's go.mod at that version. A module
+/// whose go.mod replaces its own modules with local paths gets each (`replace`) at its published
+/// version (`replace-version`). The programs go to `$HOME/.cache/hello-edge/go/TOOL-VERSION/bin`,
+/// so another clone on the machine reuses them, and are linked into [`GO_BIN`]; when the cache
+/// has them already, linking is all there is to do.
+fn go(setup: &Setup, pin: &Pin, all: bool) -> Plan {
+    let (tool, module, version) = (&pin.tool, pin.get("go"), pin.get("go-version"));
+    let strings = |key: &str| -> Vec<String> {
+        pin.table
+            .get(key)
+            .and_then(toml::Value::as_array)
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|value| value.as_str().expect("a string").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let packages = strings("packages");
+    let binaries: Vec<String> = strings("binaries");
+    assert_eq!(
+        packages.len(),
+        binaries.len(),
+        "{tool}: a binary named for each package"
+    );
+    let dir = format!("target/go/{tool}");
+    let cache = format!(".cache/hello-edge/go/{tool}-{}", pin.version());
+    let built = binaries
+        .iter()
+        .all(|binary| home().join(&cache).join("bin").join(binary).is_file());
+    let linked = binaries.iter().all(|binary| {
+        let link = setup.root.join(GO_BIN).join(binary);
+        std::fs::read_link(&link).is_ok_and(|to| to == home().join(&cache).join("bin").join(binary))
+    });
+    let missing = if built && linked {
+        vec![]
+    } else {
+        vec![setup.tool_line(pin)]
+    };
+    let mut edit = Cmd::line(&format!("go -C {dir} mod edit"))
+        .arg(format!("-go={}", pin.get("go-directive")))
+        .arg(format!("-require={module}@{version}"));
+    for replaced in strings("replace") {
+        edit = edit.arg(format!(
+            "-replace={replaced}={replaced}@{}",
+            pin.get("replace-version")
+        ));
+    }
+    let cgo = pin.table.get("cgo").and_then(toml::Value::as_bool) == Some(true);
+    let mut build = Cmd::line(&format!(
+        "env CGO_ENABLED={} go -C {dir} build -mod=mod -trimpath",
+        u8::from(cgo)
+    ));
+    if let Some(tags) = pin.table.get("tags").and_then(toml::Value::as_str) {
+        build = build.arg("-tags").arg(tags);
+    }
+    let mut commands = vec![
+        Cmd::line(&format!("rm -rf {dir}")),
+        Cmd::line(&format!("mkdir -p {dir} {GO_BIN}")),
+        Cmd::line("mkdir -p").home_arg(format!("{cache}/bin")),
+        Cmd::line(&format!(
+            "go -C {dir} mod init hello-edge.local/tools/{tool}"
+        )),
+        edit,
+        Cmd::line("cat")
+            .stdin_lines(strings("sum"))
+            .stdout(format!("{dir}/go.sum")),
+    ];
+    let ldflags = pin
+        .table
+        .get("ldflags")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("-s -w");
+    for (package, binary) in packages.iter().zip(&binaries) {
+        commands.push(
+            build
+                .clone()
+                .arg("-ldflags")
+                .arg(ldflags)
+                .arg("-o")
+                .home_arg(format!("{cache}/bin/{binary}"))
+                .arg(package),
+        );
+    }
+    let mut link = Cmd::line(&format!("ln -sf -t {GO_BIN}"));
+    for binary in &binaries {
+        link = link.home_arg(format!("{cache}/bin/{binary}"));
+    }
+    if built && !all {
+        // Built by another clone on this machine: this one links them.
+        commands = vec![Cmd::line(&format!("mkdir -p {GO_BIN}"))];
+    }
+    commands.push(link);
+    Plan {
+        from: format!(
+            "into $HOME/{cache}, built from the Go module {module}@{version} (go.sum pinned)"
+        ),
+        missing,
+        commands,
+        unavailable: None,
+    }
+}
+
+/// Where the programs built from Go modules are linked: apart from `target/tools/bin`, which is
+/// first on the tests' `PATH`, so that they do not stand in for Debian's containerd and runc,
+/// which the deploy tests run.
+const GO_BIN: &str = "target/tools/go/bin";
+
+/// The home directory, where the Go tools' cache is.
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+}
+
 /// Everything the tests need, in the order it is installed: the Rust toolchain's parts, Debian's
 /// packages, then each pinned tool, in the order Cargo.toml pins them.
 fn steps(pins: &toml::Table) -> Vec<Step> {
@@ -481,8 +626,8 @@ fn steps(pins: &toml::Table) -> Vec<Step> {
     let targets = words(&["wasm32-wasip2", "x86_64-unknown-linux-musl"]);
     // A CNCF distribution registry, daemonless image tools, the musl linker; containerd and
     // runc, which run the images as a Kubernetes node does; xz for the given tools; unzip for
-    // the wheels; pip and venv for the wheels and the virtualenv below (a Debian python3 has
-    // neither).
+    // the wheels; libseccomp for the runc built from its module; pip and venv for the wheels and
+    // the virtualenv below (a Debian python3 has neither).
     let packages = words(&[
         "docker-registry",
         "buildah",
@@ -493,6 +638,7 @@ fn steps(pins: &toml::Table) -> Vec<Step> {
         "runc",
         "xz-utils",
         "unzip",
+        "libseccomp-dev",
         "python3-pip",
         "python3-venv",
     ]);
@@ -533,9 +679,11 @@ fn steps(pins: &toml::Table) -> Vec<Step> {
             Source::Crate(pin)
         } else if pin.table.contains_key("env") {
             Source::File(pin)
+        } else if pin.table.contains_key("go") {
+            Source::Go(pin)
         } else {
             panic!(
-                "{tool} in [workspace.metadata.tools] names no source: wheel, pip, crate or env"
+                "{tool} in [workspace.metadata.tools] names no source: wheel, pip, crate, env or go"
             );
         };
         steps.push(Step { what, source });
