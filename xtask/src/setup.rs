@@ -593,9 +593,13 @@ fn go(setup: &Setup, pin: &Pin, all: bool) -> Plan {
     }
     commands.push(link);
     Plan {
-        from: format!(
-            "into $HOME/{cache}, built from the Go module {module}@{version} (go.sum pinned)"
-        ),
+        from: if built {
+            format!("into {GO_BIN}, from $HOME/{cache}, where this machine has built them")
+        } else {
+            format!(
+                "into $HOME/{cache}, built from the Go module {module}@{version} (go.sum pinned)"
+            )
+        },
         missing,
         commands,
         unavailable: None,
