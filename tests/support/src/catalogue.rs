@@ -33,15 +33,6 @@ use crate::wasmtime::WasmtimeServe;
 pub static WASM_HOSTS: [&dyn WasmHost; 4] =
     [&WasmtimeServe, &WashDev, &SpinUp::LATEST, &SpinUp::V4_0];
 
-/// A host of [`WASM_HOSTS`] by its name.
-pub fn wasm_host(name: &str) -> &'static dyn WasmHost {
-    WASM_HOSTS
-        .iter()
-        .copied()
-        .find(|host| host.name() == name)
-        .unwrap_or_else(|| panic!("no wasm host is named {name}"))
-}
-
 /// One of the benchmark's servers: hello-edge on a host, or a reference.
 #[derive(Clone)]
 pub struct Server {
@@ -148,7 +139,7 @@ impl Server {
                 let mut run = run;
                 if run.listen.port() == 0 && args.iter().any(|arg| arg.contains("{port}")) {
                     // Told a port apart from its address, it says the one it was told: pick one.
-                    run.listen = free_port(run.listen);
+                    run.listen.set_port(free_port(run.listen.ip()));
                 }
                 let mut command = program.command();
                 let protocol = match run.protocol {
@@ -337,11 +328,13 @@ pub fn server(name: &str) -> Option<Server> {
     servers().into_iter().find(|server| server.name == name)
 }
 
-/// A port free now on `listen`'s address, for a program that cannot say which port it picked.
-fn free_port(listen: SocketAddr) -> SocketAddr {
-    std::net::TcpListener::bind(listen)
+/// A port free now on `ip`: for a program that cannot say which port it picked, and for a cold
+/// start's clock, which must know the port before the host says it.
+pub fn free_port(ip: std::net::IpAddr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
         .and_then(|listener| listener.local_addr())
-        .unwrap_or_else(|err| panic!("no free port on {listen}: {err}"))
+        .unwrap_or_else(|err| panic!("no free port on {ip}: {err}"))
+        .port()
 }
 
 /// What the benchmark's report says of how its servers run beyond what their labels say, each

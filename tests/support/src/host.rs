@@ -305,14 +305,6 @@ impl Launch {
         self.host_env.extend(pairs(more));
         self
     }
-
-    /// The component's environment, borrowed.
-    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
-        self.env
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect()
-    }
 }
 
 fn pairs(env: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -455,7 +455,7 @@ async fn cold_start(name: &str, label: &str, server: &Server, starts: usize) {
 
 /// Starts `server` at delay 0 on a free port, and how long from spawn to its first 200.
 async fn started(server: &Server) -> (Box<dyn Host>, Duration) {
-    let port = free_port();
+    let port = catalogue::free_port([127, 0, 0, 1].into());
     let run = Run {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         delay: Duration::ZERO,
@@ -517,14 +517,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     } else {
         (values[mid - 1] + values[mid]) / 2.0
     }
-}
-
-/// A loopback port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// `n` with a comma between thousands: `20,000`.
