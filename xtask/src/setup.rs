@@ -628,10 +628,12 @@ fn steps(pins: &toml::Table) -> Vec<Step> {
     let components = words(&["clippy", "rustfmt"]);
     // The components; the static native binary of the container image.
     let targets = words(&["wasm32-wasip2", "x86_64-unknown-linux-musl"]);
-    // A CNCF distribution registry, daemonless image tools, the musl linker; containerd and
-    // runc, which run the images as a Kubernetes node does; xz for the given tools; unzip for
-    // the wheels; libseccomp for the runc built from its module; pip and venv for the wheels and
-    // the virtualenv below (a Debian python3 has neither).
+    // A CNCF distribution registry, daemonless image tools, the musl linker (which also builds
+    // the cluster's pause program); containerd and runc, which run the images as a Kubernetes
+    // node does; iptables and iproute2 for the cluster's node (kube-proxy's rules, the pods'
+    // bridge); xz for the given tools; unzip for the wheels; libseccomp for the runc built from
+    // its module; pip and venv for the wheels and the virtualenv below (a Debian python3 has
+    // neither).
     let packages = words(&[
         "docker-registry",
         "buildah",
@@ -640,6 +642,8 @@ fn steps(pins: &toml::Table) -> Vec<Step> {
         "musl-tools",
         "containerd",
         "runc",
+        "iptables",
+        "iproute2",
         "xz-utils",
         "unzip",
         "libseccomp-dev",
