@@ -53,7 +53,7 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     let host = registry.host();
 
     // Build: the static binary and the components, each as its own documented command builds it.
-    let binary = static_binary();
+    let binary = oci::static_binary();
     let component = WASIP2.wasm();
     let context = stage_context(&work.join("context"), &binary, &component);
 
@@ -67,12 +67,11 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
         ),
         (Image::Spin, root().join("deploy/spinkube/Containerfile")),
     ] {
-        build_and_push(
+        oci::build_and_push(
             &buildah_dir,
             &context,
             &containerfile,
-            image.repository(),
-            &host,
+            &image.reference(&host),
         );
         assert_eq!(
             registry.digest_of(image.repository()),
@@ -88,12 +87,14 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     );
     // The WASI 0.3 component as the same kind of image: spin-wasip3.toml as /spin.toml.
     let wasip3_context = stage_wasip3_context(&work.join("context-wasip3"));
-    build_and_push(
+    oci::build_and_push(
         &buildah_dir,
         &wasip3_context,
         &wasip3_context.join("Containerfile"),
-        WASIP3_SPIN_REPOSITORY,
-        &host,
+        &format!(
+            "{host}/{WASIP3_SPIN_REPOSITORY}:{}",
+            tools::workspace_version()
+        ),
     );
 
     // Pull each back by digest, and check what came back is what was built.
@@ -476,33 +477,6 @@ async fn wasip3_image_refused_by_the_spin_shim(containerd: &Containerd, registry
     );
 }
 
-/// Builds `containerfile` in `context` with buildah and pushes it as `repository:VERSION`.
-fn build_and_push(
-    buildah: &Path,
-    context: &Path,
-    containerfile: &Path,
-    repository: &str,
-    host: &str,
-) {
-    let local = format!("localhost/{repository}:test");
-    oci::run(
-        oci::buildah(buildah)
-            .args(["build", "--isolation", "chroot", "-f"])
-            .arg(containerfile)
-            .args(["-t", &local])
-            .arg(context),
-    );
-    oci::run(
-        oci::buildah(buildah)
-            .args(["push", "--tls-verify=false"])
-            .arg(&local)
-            .arg(format!(
-                "docker://{host}/{repository}:{}",
-                tools::workspace_version()
-            )),
-    );
-}
-
 /// A build context for the WASI 0.3 SpinKube image: spin-wasip3.toml as /spin.toml, and the
 /// component at the path its `source` names, as deploy/spinkube/Containerfile lays out the
 /// default one.
@@ -594,21 +568,6 @@ fn pull_image(registry: &Registry, image: Image, work: &Path) -> Pulled {
         rootfs: bundle.join("rootfs"),
         config: serde_json::from_str(&config).expect("the image config is JSON"),
     }
-}
-
-/// The native server as deploy/kubernetes/Containerfile expects it: a static musl binary from
-/// the `dist` profile, built in a target directory of the tests' own.
-fn static_binary() -> PathBuf {
-    const TARGET: &str = "x86_64-unknown-linux-musl";
-    let target_dir = root().join("target/deploy-tests");
-    oci::run(
-        std::process::Command::new(env!("CARGO"))
-            .current_dir(root())
-            .args(["build", "--profile", "dist", "--target", TARGET])
-            .args(["--package", "hello-edge-native", "--target-dir"])
-            .arg(&target_dir),
-    );
-    target_dir.join(TARGET).join("dist/hello-edge")
 }
 
 /// A build context laid out as the repository root is after the builds (the paths the

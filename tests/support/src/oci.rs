@@ -233,3 +233,59 @@ pub fn umoci() -> Command {
 pub fn wash() -> Command {
     Command::new(tools::wash())
 }
+
+/// Builds `containerfile` in `context` with buildah (storage under `buildah`) and pushes it to
+/// `reference` (`HOST/REPOSITORY:TAG`, a plain-HTTP registry).
+pub fn build_and_push(buildah_dir: &Path, context: &Path, containerfile: &Path, reference: &str) {
+    let local = format!(
+        "localhost/{}",
+        reference
+            .split_once('/')
+            .map_or(reference, |(_, path)| path)
+    );
+    run(buildah(buildah_dir)
+        .args(["build", "--isolation", "chroot", "-f"])
+        .arg(containerfile)
+        .args(["-t", &local])
+        .arg(context));
+    run(buildah(buildah_dir)
+        .args(["push", "--tls-verify=false"])
+        .arg(&local)
+        .arg(format!("docker://{reference}")));
+}
+
+/// The native server as deploy/kubernetes/Containerfile expects it: a static musl binary from
+/// the `dist` profile, built in a target directory of the tests' own.
+pub fn static_binary() -> PathBuf {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let target_dir = tools::root().join("target/deploy-tests");
+    run(Command::new(env!("CARGO"))
+        .current_dir(tools::root())
+        .args(["build", "--profile", "dist", "--target", TARGET])
+        .args(["--package", "hello-edge-native", "--target-dir"])
+        .arg(&target_dir));
+    target_dir.join(TARGET).join("dist/hello-edge")
+}
+
+/// Builds the native image as its Containerfile says, from the static binary, in a context under
+/// `work`, and pushes it to the registry at `host`; its reference.
+pub fn push_native_image(work: &Path, host: &str) -> String {
+    let binary = static_binary();
+    let context = work.join("native-context");
+    let place = context.join("target/x86_64-unknown-linux-musl/dist/hello-edge");
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::copy(&binary, &place).unwrap_or_else(|err| panic!("copy {binary:?}: {err}"));
+    std::fs::copy(
+        tools::root().join(".dockerignore"),
+        context.join(".dockerignore"),
+    )
+    .unwrap();
+    let reference = Image::Native.reference(host);
+    build_and_push(
+        &work.join("buildah"),
+        &context,
+        &tools::root().join("deploy/kubernetes/Containerfile"),
+        &reference,
+    );
+    reference
+}
