@@ -184,6 +184,14 @@ impl Drop for Containerd {
         }
         // Its images and snapshots: a run's, gone with it.
         let _ = std::fs::remove_dir_all(&self.dir);
+        // runc removes each container's cgroup, not the namespace's one above them.
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(hierarchy.path().join(&self.namespace));
+        }
     }
 }
 
