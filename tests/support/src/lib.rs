@@ -7,8 +7,10 @@
 //!   ([`catalogue::servers`], started for `bench/run` by the `hosts` binary).
 //! * The hosts: [`native`] (the server in this process and the binary, and what its log says),
 //!   [`wasmtime`] (`wasmtime serve`), [`wash`] (`wash dev`), [`spin`] (`spin up`, on each
-//!   Spin), [`containerd`] (the images, as a node runs them).
-//! * [`client`]: one HTTP/1.1 and one HTTP/2 client, and the [`client::Answer`] they read.
+//!   Spin), [`containerd`] (the images, as a node runs them), [`cluster`] (a live single-node
+//!   Kubernetes cluster, whose Services are hosts too).
+//! * [`client`]: one HTTP/1.1 and one HTTP/2 client, and the [`client::Answer`] they read;
+//!   [`load`]: clients sending in a loop, and a tally of what they saw.
 //! * [`conformance`]: the conformance table, the spec every host answers alike, its checker and
 //!   its runner; [`scenarios`]: what a host is asked beyond single requests (overlap, clients
 //!   that leave, a stop while clients arrive).
@@ -20,10 +22,12 @@
 
 pub mod catalogue;
 pub mod client;
+pub mod cluster;
 pub mod component;
 pub mod conformance;
 pub mod containerd;
 pub mod host;
+pub mod load;
 pub mod manifest;
 pub mod native;
 pub mod oci;
