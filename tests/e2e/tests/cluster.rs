@@ -1,0 +1,599 @@
+//! `deploy/kubernetes/hello-edge.yaml` on a live cluster: the tests' own single-node Kubernetes
+//! ([`Cluster`]), built from its Go modules at the pinned versions, with the native image the
+//! deploy path builds, pushed to the cluster's registry. The manifest is applied as a user
+//! applies it (`sed` the registry in, `kubectl apply -f -`), then each promise `docs/deploy.md`
+//! makes is checked in turn, on the one cluster:
+//!
+//! 1. it comes up, Ready through its own probes, and its Service passes the conformance table;
+//! 2. a rolling update under load loses no request, and the old pods drain and exit 0;
+//! 3. a pod deleted under load loses none either;
+//! 4. the PodDisruptionBudget refuses to let a drain take both replicas;
+//! 5. the HorizontalPodAutoscaler scales up under load, and back down once idle;
+//! 6. a pod at its connection cap goes unready, leaves the Service, is not restarted, and comes
+//!    back once its load goes.
+//!
+//! Then the cluster is dropped, and nothing of it may be left on the machine.
+//!
+//! Every request goes to 127.0.0.1: the Service through a NodePort on loopback, a single pod
+//! through `kubectl port-forward`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use support::client::{self, Protocol};
+use support::cluster::{self, Cluster, Kubectl, NODE, NodePort, PortForward};
+use support::conformance;
+use support::host::Host;
+use support::load::{Connections, Load, Tally};
+use support::oci;
+use support::process::{Process, raise_open_file_limit};
+use support::tools::root;
+
+/// The manifest's delay, the default.
+const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
+
+/// The Deployment, its Service, HPA and PDB: all named so.
+const NAME: &str = "hello-edge";
+
+/// The manifest's selector, as a `kubectl --selector`.
+const SELECTOR: &str = "app.kubernetes.io/name=hello-edge";
+
+/// The clients of the steady load: each sends a request, waits the delay for its answer, and
+/// sends the next.
+const CLIENTS: usize = 200;
+
+/// The clients that raise the pods' CPU past the HPA's target (70% of a 100m request each):
+/// kept alive, each sends a request and waits the delay, about 2 requests a second. 1,600 held
+/// the two pods at 64-74%, under the target's 77% (70% and the HPA's 10% tolerance).
+const SCALING_CLIENTS: usize = 3_000;
+
+/// What the run measured, printed at its end for the note.
+#[derive(Debug, Default)]
+struct Figures(Vec<String>);
+
+impl Figures {
+    fn say(&mut self, line: String) {
+        eprintln!("cluster: {line}");
+        self.0.push(line);
+    }
+}
+
+/// The manifests of `deploy/kubernetes` do on a live cluster what docs/deploy.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
+    // The load's connections and the port-forwards' are descriptors of this process.
+    raise_open_file_limit(12_000);
+    let mut figures = Figures::default();
+    let cluster = Cluster::start().await;
+    figures.say(format!("the cluster was ready in {:?}", cluster.ready_in));
+    let footprint = cluster.footprint();
+    let kubectl = cluster.kubectl().clone();
+
+    let work = root().join("target/cluster-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let registry = cluster.registry().host();
+    oci::push_native_image(&work, &registry);
+
+    let service = it_comes_up(&cluster, &registry, &mut figures).await;
+    a_rolling_update_loses_nothing(&kubectl, &service, &mut figures).await;
+    a_pod_deleted_under_load_loses_nothing(&kubectl, &service, &mut figures).await;
+    the_budget_holds_a_drain(&kubectl, &service, &mut figures).await;
+    the_autoscaler_scales(&kubectl, &service, &mut figures).await;
+    a_full_pod_is_unready_but_not_restarted(&kubectl, &service, &mut figures).await;
+
+    drop(service);
+    drop(cluster);
+    let left = footprint.left();
+    assert!(left.is_empty(), "the cluster left behind: {left:?}");
+    eprintln!("cluster figures:\n{}", figures.0.join("\n"));
+}
+
+/// The Deployment becomes Available with both replicas Ready through the manifest's readiness
+/// probe, and the Service answers the conformance table on its NodePort, from both pods.
+async fn it_comes_up(cluster: &Cluster, registry: &str, figures: &mut Figures) -> NodePort {
+    let kubectl = cluster.kubectl();
+    let applied = Instant::now();
+    apply_as_a_user(registry);
+    rollout_status(kubectl).await;
+    kubectl
+        .ok(&[
+            "wait",
+            "--for=condition=Available",
+            &format!("deployment/{NAME}"),
+            "--timeout=120s",
+        ])
+        .await;
+    figures.say(format!(
+        "applied to Available, 2 pods Ready, in {:?}",
+        applied.elapsed()
+    ));
+    let pods = pods(kubectl).await;
+    assert_eq!(pods.len(), 2, "the HPA's minimum: {pods:?}");
+    for pod in pods.values() {
+        assert!(pod.ready, "{pod:?}");
+        assert_eq!(pod.restarts, 0, "{pod:?}");
+    }
+
+    let service = NodePort::expose(kubectl, NAME).await;
+    for protocol in [Protocol::Http1, Protocol::Http2] {
+        let report = conformance::run_on(&service, protocol, DELAY).await;
+        assert!(
+            report.is_empty(),
+            "{} over {protocol}:\n{report}",
+            service.label()
+        );
+    }
+
+    // Both replicas serve: each one's own count of requests rises as the Service is asked.
+    let before = requests_per_pod(kubectl).await;
+    for _ in 0..40 {
+        let answer = client::get(service.addr(), "/hello/both").await.unwrap();
+        assert_eq!(answer.status, 200);
+    }
+    let after = requests_per_pod(kubectl).await;
+    for (pod, count) in &after {
+        let rose = count - before.get(pod).copied().unwrap_or_default();
+        assert!(
+            rose > 0.0,
+            "pod {pod} answered none of 40: {before:?} {after:?}"
+        );
+    }
+    figures.say(format!(
+        "the Service passed the conformance table on NodePort {}, both pods serving",
+        service.port()
+    ));
+    service
+}
+
+/// A steady load runs while the Deployment rolls: every request is answered 200, and the old
+/// pods drain and exit 0 (the preStop pause keeps them serving until kube-proxy has dropped
+/// them, then SIGTERM starts the drain).
+async fn a_rolling_update_loses_nothing(
+    kubectl: &Kubectl,
+    service: &NodePort,
+    figures: &mut Figures,
+) {
+    let old: BTreeSet<String> = pods(kubectl).await.into_keys().collect();
+    let watch = PodWatch::start(kubectl);
+    let load = Load::start(
+        service.addr(),
+        "/hello/rollout",
+        CLIENTS,
+        Connections::PerRequest,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rolled = Instant::now();
+    let patch =
+        r#"{"spec":{"template":{"metadata":{"annotations":{"hello-edge.test/rollout":"1"}}}}}"#;
+    kubectl
+        .ok(&["patch", "deployment", NAME, "--type=merge", "-p", patch])
+        .await;
+    rollout_status(kubectl).await;
+    let took = rolled.elapsed();
+    // The last old pod's drain, and a little steady load after it.
+    watch.until_gone(&old, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tally = load.stop().await;
+    figures.say(format!(
+        "rolling update under {CLIENTS} clients (a connection per request): rolled in {took:?}; {tally}"
+    ));
+    assert_nothing_lost("the rolling update", &tally);
+    let exits = watch.exit_codes();
+    for pod in &old {
+        assert_eq!(
+            exits.get(pod).map(String::as_str),
+            Some("0"),
+            "old pod {pod} did not exit 0 after its drain: {exits:?}"
+        );
+    }
+    let new = pods(kubectl).await;
+    assert!(new.keys().all(|pod| !old.contains(pod)), "{new:?}");
+}
+
+/// `kubectl delete pod` on one replica under load: the pod drains as in a rollout and the
+/// ReplicaSet replaces it, and the clients see every request answered.
+async fn a_pod_deleted_under_load_loses_nothing(
+    kubectl: &Kubectl,
+    service: &NodePort,
+    figures: &mut Figures,
+) {
+    let before = pods(kubectl).await;
+    let victim = before.keys().next().unwrap().clone();
+    let watch = PodWatch::start(kubectl);
+    let load = Load::start(
+        service.addr(),
+        "/hello/delete",
+        CLIENTS,
+        Connections::PerRequest,
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kubectl
+        .ok(&["delete", "pod", &victim, "--wait=false"])
+        .await;
+    watch
+        .until_gone(&BTreeSet::from([victim.clone()]), Duration::from_secs(60))
+        .await;
+    wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tally = load.stop().await;
+    figures.say(format!("a pod deleted under {CLIENTS} clients: {tally}"));
+    assert_nothing_lost("the pod's deletion", &tally);
+    assert_eq!(
+        watch.exit_codes().get(&victim).map(String::as_str),
+        Some("0"),
+        "the deleted pod did not exit 0"
+    );
+}
+
+/// `kubectl drain` the node: the budget (`minAvailable: 1`) lets one replica go and refuses the
+/// other, whose replacement cannot be scheduled on the cordoned node; the Service keeps
+/// answering. Uncordoned, the Deployment is whole again.
+async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures: &mut Figures) {
+    let before: BTreeSet<String> = pods(kubectl).await.into_keys().collect();
+    let drain = kubectl
+        .run(&[
+            "drain",
+            NODE,
+            "--ignore-daemonsets",
+            "--pod-selector",
+            SELECTOR,
+            "--timeout=25s",
+        ])
+        .await;
+    let after = pods(kubectl).await;
+    let answer = client::get(service.addr(), "/hello/drain").await;
+    kubectl.ok(&["uncordon", NODE]).await;
+    let refused = drain.expect_err("the drain evicted both replicas");
+    assert!(
+        refused.contains("disruption budget"),
+        "the drain failed for another reason: {refused}"
+    );
+    let left: Vec<&String> = before
+        .iter()
+        .filter(|pod| after.contains_key(*pod))
+        .collect();
+    let serving: Vec<&Pod> = after.values().filter(|pod| pod.ready).collect();
+    assert_eq!(left.len(), 1, "one replica evicted, one kept: {after:?}");
+    assert_eq!(serving.len(), 1, "{after:?}");
+    let answer = answer.expect("the Service answers during the drain");
+    assert_eq!(answer.status, 200);
+    wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
+    figures.say(format!(
+        "drain: the budget refused the second eviction (\"{}\"), the Service answered meanwhile",
+        refused
+            .lines()
+            .find(|line| line.contains("disruption budget"))
+            .unwrap_or_default()
+            .trim()
+    ));
+}
+
+/// Load that raises the pods' CPU above the HPA's target scales the Deployment past 2
+/// replicas; idle again, it goes back to 2.
+async fn the_autoscaler_scales(kubectl: &Kubectl, service: &NodePort, figures: &mut Figures) {
+    let load = Load::start(
+        service.addr(),
+        "/hello/scale",
+        SCALING_CLIENTS,
+        Connections::KeptAlive,
+    );
+    let started = Instant::now();
+    let mut most = 2;
+    let mut seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(150) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let hpa = kubectl.get(&["hpa", NAME]).await;
+        let replicas = hpa["status"]["desiredReplicas"].as_u64().unwrap_or(0);
+        let cpu = hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
+            .as_u64();
+        seen.push(format!("{:?}: {cpu:?}% → {replicas}", started.elapsed()));
+        most = most.max(replicas);
+        if replicas > 2 {
+            break;
+        }
+    }
+    let up = started.elapsed();
+    let tally = load.stop().await;
+    assert!(
+        most > 2,
+        "the HPA did not scale past 2 within 150 s: {seen:?}; the load: {tally}"
+    );
+    let idle = Instant::now();
+    let mut replicas = most;
+    while idle.elapsed() < cluster::DOWNSCALE_STABILIZATION + Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let deployment = kubectl.get(&["deployment", NAME]).await;
+        replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(0);
+        if replicas == 2 {
+            break;
+        }
+    }
+    assert_eq!(replicas, 2, "the HPA did not scale back down once idle");
+    wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
+    figures.say(format!(
+        "HPA: {most} replicas {up:?} into a load of {SCALING_CLIENTS} kept-alive clients ({tally}); back to 2 \
+         {:?} after it stopped; utilisation seen: {seen:?}",
+        idle.elapsed()
+    ));
+}
+
+/// One pod held at its connection cap (lowered to 64 for the check, as an operator sets it):
+/// its readiness probe, through the app's port, fails, so it leaves the Service's endpoints and
+/// the Service's answers come from the other pod without waiting; its liveness probe, on the
+/// admin port, keeps passing, so it is not restarted; when its load goes, it is Ready again.
+async fn a_full_pod_is_unready_but_not_restarted(
+    kubectl: &Kubectl,
+    service: &NodePort,
+    figures: &mut Figures,
+) {
+    const CAP: usize = 64;
+    kubectl
+        .ok(&[
+            "set",
+            "env",
+            &format!("deployment/{NAME}"),
+            &format!("HELLO_EDGE_MAX_CONNECTIONS={CAP}"),
+        ])
+        .await;
+    rollout_status(kubectl).await;
+    wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
+    let pods_now = pods(kubectl).await;
+    let (full, pod) = pods_now.iter().next().unwrap();
+    let (full, uid) = (full.clone(), pod.uid.clone());
+
+    let forward = PortForward::open(kubectl, &format!("pod/{full}"), 8000).await;
+    let load = Load::start(forward.addr, "/hello/full", CAP * 2, Connections::KeptAlive);
+    let started = Instant::now();
+    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| !pod.ready).await;
+    let unready_in = started.elapsed();
+    // Out of the Service: its endpoint is not ready, and the Service's answers do not wait.
+    let slices = kubectl
+        .get(&[
+            "endpointslices",
+            "--selector",
+            &format!("kubernetes.io/service-name={NAME}"),
+        ])
+        .await;
+    let full_ip = pods(kubectl).await[&full].ip.clone();
+    let endpoint = slices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
+        .find(|endpoint| endpoint["addresses"][0] == full_ip.as_str())
+        .unwrap_or_else(|| panic!("no endpoint for {full} ({full_ip}): {slices}"));
+    assert_eq!(endpoint["conditions"]["ready"], false, "{endpoint}");
+    for _ in 0..20 {
+        let answer = client::get(service.addr(), "/hello/other").await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.elapsed < DELAY + Duration::from_secs(1),
+            "an answer through the Service waited {:?}: it went to the full pod",
+            answer.elapsed
+        );
+    }
+    // Past three liveness periods (3 × 10 s), still the same container.
+    tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
+    let held = started.elapsed();
+    let pod = &pods(kubectl).await[&full];
+    assert_eq!(pod.uid, uid);
+    assert_eq!(pod.restarts, 0, "the full pod was restarted: {pod:?}");
+    let tally = load.stop().await;
+    drop(forward);
+    let unloaded = Instant::now();
+    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| pod.ready).await;
+    let back_in = unloaded.elapsed();
+    let pod = &pods(kubectl).await[&full];
+    assert_eq!(pod.restarts, 0, "{pod:?}");
+    figures.say(format!(
+        "a pod held at its cap ({CAP}, by {} kept-alive clients through a port-forward): \
+         unready in {unready_in:?}, held {held:?} with 0 restarts, Ready again {back_in:?} after \
+         the load went; its clients: {tally}",
+        CAP * 2
+    ));
+}
+
+/// `sed "s|REGISTRY/|$REGISTRY/|" deploy/kubernetes/hello-edge.yaml | kubectl apply -f -`, the
+/// command docs/deploy.md gives, run by bash with the cluster's `kubectl` on the `PATH`.
+fn apply_as_a_user(registry: &str) {
+    let kubeconfig = root().join("target/cluster/admin.kubeconfig");
+    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    oci::run(
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(
+                "set -o pipefail; sed \"s|REGISTRY/|$REGISTRY/|\" \
+                 deploy/kubernetes/hello-edge.yaml | kubectl apply -f -",
+            )
+            .current_dir(root())
+            .env("REGISTRY", registry)
+            .env("KUBECONFIG", kubeconfig)
+            .env("PATH", path),
+    );
+}
+
+async fn rollout_status(kubectl: &Kubectl) {
+    kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{NAME}"),
+            "--timeout=180s",
+        ])
+        .await;
+}
+
+fn assert_nothing_lost(during: &str, tally: &Tally) {
+    assert!(tally.ok > 0, "{during}: no request was answered: {tally}");
+    assert_eq!(tally.lost(), 0, "{during} lost requests: {tally}");
+}
+
+/// A pod of the Deployment, as its status says.
+#[derive(Debug, Clone)]
+struct Pod {
+    uid: String,
+    ip: String,
+    ready: bool,
+    restarts: u64,
+}
+
+/// The Deployment's pods that are not terminating, by name.
+async fn pods(kubectl: &Kubectl) -> BTreeMap<String, Pod> {
+    let list = kubectl.get(&["pods", "--selector", SELECTOR]).await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
+        .map(|pod| {
+            let condition = |kind: &str| {
+                pod["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == kind && c["status"] == "True")
+            };
+            (
+                pod["metadata"]["name"].as_str().unwrap().to_owned(),
+                Pod {
+                    uid: pod["metadata"]["uid"].as_str().unwrap().to_owned(),
+                    ip: pod["status"]["podIP"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    ready: condition("Ready"),
+                    restarts: pod["status"]["containerStatuses"][0]["restartCount"]
+                        .as_u64()
+                        .unwrap_or(0),
+                },
+            )
+        })
+        .collect()
+}
+
+async fn wait_for_ready_pods(kubectl: &Kubectl, count: usize, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let pods = pods(kubectl).await;
+        if pods.len() == count && pods.values().all(|pod| pod.ready) {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "not {count} Ready pods within {timeout:?}: {pods:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn wait_for_pod(
+    kubectl: &Kubectl,
+    name: &str,
+    timeout: Duration,
+    until: impl Fn(&Pod) -> bool,
+) {
+    let started = Instant::now();
+    loop {
+        let pods = pods(kubectl).await;
+        let pod = pods
+            .get(name)
+            .unwrap_or_else(|| panic!("pod {name} is gone: {pods:?}"));
+        if until(pod) {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "pod {name} not as expected within {timeout:?}: {pod:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Each pod's count of the requests it answered (`hello_edge_requests_total`, summed over
+/// routes and statuses), read from its admin port through a port-forward.
+async fn requests_per_pod(kubectl: &Kubectl) -> BTreeMap<String, f64> {
+    let mut counts = BTreeMap::new();
+    for pod in pods(kubectl).await.into_keys() {
+        let forward = PortForward::open(kubectl, &format!("pod/{pod}"), 9090).await;
+        let answer = client::get(forward.addr, "/metrics").await.unwrap();
+        let total: f64 = answer
+            .text()
+            .lines()
+            .filter(|line| line.starts_with("hello_edge_requests_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        counts.insert(pod, total);
+    }
+    counts
+}
+
+/// `kubectl get pods --watch`: every change to the Deployment's pods, a line each, so that a
+/// pod's exit code is seen in the moment between its container's end and its removal.
+struct PodWatch {
+    process: Process,
+}
+
+impl PodWatch {
+    fn start(kubectl: &Kubectl) -> PodWatch {
+        let mut command = kubectl.command();
+        command.args([
+            "get",
+            "pods",
+            "--selector",
+            SELECTOR,
+            "--watch",
+            "--output-watch-events",
+        ]);
+        command.args([
+            "-o",
+            "jsonpath={.type} {.object.metadata.name} \
+             exit={.object.status.containerStatuses[0].state.terminated.exitCode}{\"\\n\"}",
+        ]);
+        PodWatch {
+            process: Process::spawn("kubectl get pods --watch", &mut command),
+        }
+    }
+
+    /// Waits until every pod of `pods` has been deleted.
+    async fn until_gone(&self, pods: &BTreeSet<String>, timeout: Duration) {
+        let gone = self
+            .process
+            .log()
+            .find(timeout, |_| {
+                let text = self.process.log().text();
+                let deleted: BTreeSet<&str> = text
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("DELETED "))
+                    .filter_map(|rest| rest.split(' ').next())
+                    .collect();
+                pods.iter()
+                    .all(|pod| deleted.contains(pod.as_str()))
+                    .then_some(())
+            })
+            .await;
+        assert!(
+            gone.is_some(),
+            "{pods:?} not all deleted within {timeout:?}:\n{}",
+            self.process.log().text()
+        );
+    }
+
+    /// Each pod's container's exit code, once it has one.
+    fn exit_codes(&self) -> BTreeMap<String, String> {
+        self.process
+            .log()
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split(' ');
+                let (_, pod, exit) = (words.next()?, words.next()?, words.next()?);
+                let code = exit.strip_prefix("exit=")?;
+                (!code.is_empty()).then(|| (pod.to_owned(), code.to_owned()))
+            })
+            .collect()
+    }
+}
