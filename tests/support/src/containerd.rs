@@ -184,7 +184,7 @@ impl Drop for Containerd {
         }
         // Its images and snapshots: a run's, gone with it.
         let _ = std::fs::remove_dir_all(&self.dir);
-        // runc removes each container's cgroup, not the namespace's one above them.
+        // runc removes each container's cgroup and state, not the namespace's above them.
         for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -192,6 +192,7 @@ impl Drop for Containerd {
         {
             let _ = std::fs::remove_dir(hierarchy.path().join(&self.namespace));
         }
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&self.namespace));
     }
 }
 
