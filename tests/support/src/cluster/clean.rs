@@ -5,7 +5,8 @@
 //! remembers: its processes name its folder on their command line, its pods' processes are in
 //! its cgroup, its mounts (the pods' root filesystems, shared memory and network namespaces) are
 //! under its folder, its bridge has its name, and its iptables chains are kube-proxy's,
-//! the kubelet's and CNI's own (`KUBE-`, `CNI-`).
+//! the kubelet's and CNI's own (`KUBE-`, `CNI-`). The kernel settings the node changes
+//! ([`SYSCTLS`]) are saved beside the folder before the first change, and put back.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +18,30 @@ use nix::unistd::Pid;
 /// The prefixes of the chains the cluster's components make.
 const CHAINS: [&str; 2] = ["KUBE-", "CNI-"];
 
-/// The kubelet's folders that no setting moves, deepest first.
-const KUBELET_FIXED_DIRS: [&str; 2] = ["/var/lib/kubelet/device-plugins", "/var/lib/kubelet"];
+/// The kernel settings the node changes: kube-proxy's `route_localnet` (NodePorts on
+/// 127.0.0.1), the bridge plugin's `ip_forward` (the pods' gateway), and what the kubelet sets
+/// for its pods (it has no switch to leave them alone: `protectKernelDefaults` only refuses to
+/// start unless they are already so).
+pub const SYSCTLS: [&str; 8] = [
+    "net/ipv4/conf/all/route_localnet",
+    "net/ipv4/ip_forward",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+];
+
+/// The folders the kubelet and libcni make outside the cluster's, where no setting moves what
+/// they write, deepest first; each removed once empty.
+const FIXED_DIRS: [&str; 5] = [
+    "/var/lib/kubelet/device-plugins",
+    "/var/lib/kubelet",
+    "/var/lib/cni/results",
+    "/var/lib/cni",
+    "/var/log/containers",
+];
 
 /// Where libcni caches what each plugin returned.
 const CNI_RESULTS: &str = "/var/lib/cni/results";
@@ -52,23 +75,27 @@ impl Footprint {
             std::fs::remove_file(&file)
                 .unwrap_or_else(|err| panic!("remove {}: {err}", file.display()));
         }
-        for dir in KUBELET_FIXED_DIRS {
-            // Only if the kubelet made it: a folder with anything else in it stays.
+        for dir in FIXED_DIRS {
+            // Only once empty: a folder with anything else in it stays.
             let _ = std::fs::remove_dir(dir);
         }
-        if Path::new("/sys/class/net").join(&self.bridge).exists() {
-            run(Command::new("ip").args(["link", "delete", &self.bridge]));
-        }
-        if self.kube_proxy.exists() {
+        let bridge = Path::new("/sys/class/net").join(&self.bridge).exists();
+        // kube-proxy's and CNI's rules only where a cluster of ours ran: a machine's own
+        // Kubernetes keeps its rules.
+        if bridge || self.dir.exists() {
             run(Command::new(&self.kube_proxy).arg("--cleanup"));
+            for tool in ["iptables", "ip6tables"] {
+                remove_chains(tool);
+            }
         }
-        for tool in ["iptables", "ip6tables"] {
-            remove_chains(tool);
+        if bridge {
+            run(Command::new("ip").args(["link", "delete", &self.bridge]));
         }
         if self.dir.exists() {
             std::fs::remove_dir_all(&self.dir)
                 .unwrap_or_else(|err| panic!("remove {}: {err}", self.dir.display()));
         }
+        self.restore_sysctls();
         let left = self.left();
         assert!(left.is_empty(), "the cluster left behind: {left:?}");
     }
@@ -109,6 +136,12 @@ impl Footprint {
                 .iter()
                 .map(|f| format!("file {}", f.display())),
         );
+        if self.saved_sysctls().exists() {
+            left.push(format!(
+                "kernel settings changed, saved in {}",
+                self.saved_sysctls().display()
+            ));
+        }
         if self.dir.exists() {
             left.push(format!("folder {}", self.dir.display()));
         }
@@ -121,7 +154,7 @@ impl Footprint {
     /// the CRI leaves none).
     fn files_outside(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        let socket = Path::new(KUBELET_FIXED_DIRS[0]).join("kubelet.sock");
+        let socket = Path::new(FIXED_DIRS[0]).join("kubelet.sock");
         if socket.exists() {
             files.push(socket);
         }
@@ -160,9 +193,44 @@ impl Footprint {
         files
     }
 
+    /// Saves the [`SYSCTLS`] as they are, unless an earlier cluster's saved values are still
+    /// to be put back: a killed run's changes are not what the machine had.
+    pub fn save_sysctls(&self) {
+        if self.saved_sysctls().exists() {
+            return;
+        }
+        let saved: String = SYSCTLS
+            .iter()
+            .map(|name| {
+                let value = std::fs::read_to_string(Path::new("/proc/sys").join(name))
+                    .unwrap_or_else(|err| panic!("read {name}: {err}"));
+                format!("{name} {}\n", value.trim())
+            })
+            .collect();
+        std::fs::write(self.saved_sysctls(), saved).unwrap();
+    }
+
+    /// Puts the saved [`SYSCTLS`] back, and forgets them.
+    fn restore_sysctls(&self) {
+        let Ok(saved) = std::fs::read_to_string(self.saved_sysctls()) else {
+            return;
+        };
+        for line in saved.lines() {
+            let (name, value) = line.split_once(' ').expect("NAME VALUE");
+            std::fs::write(Path::new("/proc/sys").join(name), value)
+                .unwrap_or_else(|err| panic!("restore {name} to {value}: {err}"));
+        }
+        std::fs::remove_file(self.saved_sysctls()).unwrap();
+    }
+
+    /// Where the kernel settings are saved: beside the folder, out of the sweep's way.
+    fn saved_sysctls(&self) -> PathBuf {
+        self.dir.with_extension("sysctls")
+    }
+
     /// The processes whose command line names the cluster's folder, but this one.
     fn processes(&self) -> Vec<i32> {
-        let dir = self.dir.to_string_lossy().into_owned();
+        let dir = format!("{}/", self.dir.display());
         let me = std::process::id() as i32;
         pids()
             .into_iter()
@@ -231,6 +299,10 @@ impl Footprint {
             return found;
         };
         for hierarchy in hierarchies.flatten() {
+            // `cpu` and `cpuacct` are often links to `cpu,cpuacct`: each hierarchy once.
+            if hierarchy.file_type().is_ok_and(|kind| kind.is_symlink()) {
+                continue;
+            }
             let top = hierarchy.path().join(&self.cgroup);
             if top.is_dir() {
                 below(&top, &mut found);
@@ -244,7 +316,9 @@ impl Footprint {
         for cgroup in self.cgroups() {
             // A cgroup is removed with rmdir, empty of processes though not of files.
             let started = Instant::now();
-            while let Err(err) = std::fs::remove_dir(&cgroup) {
+            while let Err(err) = std::fs::remove_dir(&cgroup)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
                 assert!(
                     started.elapsed() < Duration::from_secs(10),
                     "remove cgroup {}: {err}",
@@ -279,7 +353,7 @@ pub(super) fn has_exited(pid: u32) -> bool {
     is_zombie(pid as i32)
 }
 
-/// Whether `pid` has exited and only waits to be reaped (its parent's business).
+/// Whether `pid` has exited and only waits to be reaped (its parent's business), or is gone.
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {

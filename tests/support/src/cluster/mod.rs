@@ -2,8 +2,10 @@
 //! setup` builds from their Go modules at pinned versions (`target/tools/go/bin`): etcd, the
 //! apiserver, the controller-manager and the scheduler; containerd 2 with its CRI plugin and
 //! runc; the kubelet on it, with a bridge CNI; kube-proxy in its iptables mode; metrics-server.
-//! All run as root, with everything they keep under `target/cluster`, and stop when the
-//! [`Cluster`] is dropped, pass or fail ([`clean`]).
+//! All run as root, with their data, sockets and state under `target/cluster`, and stop when
+//! the [`Cluster`] is dropped, pass or fail; then one sweep ([`clean`]) removes what they made
+//! elsewhere (mounts, cgroups, the bridge, iptables chains, the files no setting moves) and puts
+//! back the kernel settings they changed. One cluster runs at a time on a machine.
 //!
 //! Traffic stays on this machine:
 //!
@@ -39,7 +41,7 @@ pub use service::NodePort;
 use crate::catalogue::free_port;
 use crate::client;
 use crate::oci::{self, Registry};
-use crate::process::{Log, Process};
+use crate::process::Process;
 use crate::tools::root;
 
 /// The one node's name.
@@ -56,23 +58,29 @@ const SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 97, 0, 1);
 const BRIDGE: &str = "hello-edge0";
 /// The kubelet's cgroup root, under each hierarchy.
 const CGROUP: &str = "hello-edge-cluster";
-/// The sysctl that lets kube-proxy forward what arrives on 127.0.0.1 to a pod.
-const ROUTE_LOCALNET: &str = "/proc/sys/net/ipv4/conf/all/route_localnet";
-/// The controller-manager's wait before scaling down: the HPA's default is 5 minutes, which the
-/// tests cannot spend; a Deployment's own `behavior` would set it for a real one.
+/// The lock that keeps one cluster at a time on the machine: the bridge, the cgroup and the
+/// chains have machine-wide names.
+const LOCK: &str = "/tmp/hello-edge-cluster.lock";
+/// The controller-manager's wait before scaling down: its default is 5 minutes, which the tests
+/// cannot spend; an HPA's `behavior.scaleDown.stabilizationWindowSeconds` sets it for one HPA.
 pub const DOWNSCALE_STABILIZATION: Duration = Duration::from_secs(30);
+/// The longest one `kubectl` may run.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the cluster has to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The cluster; stopped, and the machine cleaned, on drop.
 pub struct Cluster {
     footprint: Footprint,
+    /// Held while the cluster lives ([`LOCK`]).
+    _lock: std::fs::File,
     pki: Pki,
     registry: Registry,
     kubectl: Kubectl,
     /// In the order they started.
     processes: Vec<Process>,
-    /// How long it took to come up: from the first process to a Ready node and the metrics API.
+    /// How long it took to come up: from its certificates, registry and pause image to a Ready
+    /// node and the metrics API.
     pub ready_in: Duration,
 }
 
@@ -115,6 +123,13 @@ impl Cluster {
     /// Cleans what an earlier run left, then starts every component in turn, each once the one
     /// before answers, and returns once the node is Ready and the metrics API is Available.
     pub async fn start() -> Cluster {
+        assert!(
+            Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists(),
+            "the cluster's kubelet is set up for cgroup v1 (cgroupfs), which this machine does \
+             not mount"
+        );
+        let lock = std::fs::File::create(LOCK).unwrap();
+        lock.lock().unwrap();
         let dir = root().join("target/cluster");
         let footprint = Footprint {
             dir: dir.clone(),
@@ -124,10 +139,27 @@ impl Cluster {
         };
         footprint.clean();
         std::fs::create_dir_all(&dir).unwrap();
-        remember_route_localnet(&dir);
-        std::fs::write(ROUTE_LOCALNET, "1").unwrap();
         let started = Instant::now();
-
+        let ports = Ports::pick();
+        let pki = Pki::write(&dir, NODE, NODE_IP, SERVICE_IP, ports.apiserver);
+        let registry = Registry::start(&dir.join("registry"));
+        push_pause_image(&dir, &registry.host());
+        let kubectl = Kubectl {
+            kubeconfig: pki.kubeconfig(Client::Admin),
+            cache: dir.join("kubectl-cache"),
+        };
+        // From here on, whatever fails, the drop cleans the machine.
+        let mut cluster = Cluster {
+            footprint,
+            _lock: lock,
+            pki,
+            registry,
+            kubectl,
+            processes: Vec::new(),
+            ready_in: Duration::ZERO,
+        };
+        // kube-proxy sets route_localnet, the bridge plugin ip_forward, the kubelet its own.
+        cluster.footprint.save_sysctls();
         // The bridge, with the node's address, before anything listens on it.
         run(&["ip", "link", "add", BRIDGE, "type", "bridge"]);
         run(&["ip", "addr", "add", &format!("{NODE_IP}/24"), "dev", BRIDGE]);
@@ -138,23 +170,6 @@ impl Cluster {
                 std::fs::create_dir_all(hierarchy.path().join(CGROUP)).unwrap();
             }
         }
-
-        let ports = Ports::pick();
-        let pki = Pki::write(&dir, NODE, NODE_IP, SERVICE_IP, ports.apiserver);
-        let registry = Registry::start(&dir.join("registry"));
-        push_pause_image(&dir, &registry.host());
-        let kubectl = Kubectl {
-            kubeconfig: pki.kubeconfig(Client::Admin),
-            cache: dir.join("kubectl-cache"),
-        };
-        let mut cluster = Cluster {
-            footprint,
-            pki,
-            registry,
-            kubectl,
-            processes: Vec::new(),
-            ready_in: Duration::ZERO,
-        };
         cluster.start_control_plane(ports).await;
         cluster.start_node(ports).await;
         cluster.start_metrics_server(ports).await;
@@ -170,28 +185,6 @@ impl Cluster {
     /// `kubectl`, as the cluster's admin.
     pub fn kubectl(&self) -> &Kubectl {
         &self.kubectl
-    }
-
-    /// A component's log (`etcd`, `kube-apiserver`, `kubelet`, ...).
-    pub fn log(&self, component: &str) -> Log {
-        self.processes
-            .iter()
-            .find(|process| process.name() == component)
-            .unwrap_or_else(|| panic!("no component {component}"))
-            .log()
-            .clone()
-    }
-
-    /// Whether every component is still running; the first that is not, otherwise.
-    pub fn stopped_component(&mut self) -> Option<String> {
-        self.processes
-            .iter_mut()
-            .find_map(|process| (!process.is_running()).then(|| process.name().to_owned()))
-    }
-
-    /// What was left of the cluster on the machine after its last stop: empty once clean.
-    pub fn left_after(footprint: &Footprint) -> Vec<String> {
-        footprint.left()
     }
 
     /// What the cluster made, by name, to check it is gone after a drop.
@@ -445,7 +438,7 @@ impl Cluster {
         self.processes
             .push(Process::spawn("kube-proxy", &mut proxy));
         // Its health check answers 200 once it has written its rules.
-        let healthz = node_port_addr(ports.proxy_healthz);
+        let healthz = SocketAddr::from((Ipv4Addr::LOCALHOST, ports.proxy_healthz));
         self.until("kube-proxy has synced its rules", || async {
             client::get(healthz, "/healthz")
                 .await
@@ -509,7 +502,7 @@ impl Cluster {
     }
 
     /// The last lines of every component's log, for a failure message.
-    pub fn tails(&self) -> String {
+    fn tails(&self) -> String {
         let mut out = String::new();
         for process in &self.processes {
             let text = process.log().text();
@@ -550,18 +543,18 @@ impl Drop for Cluster {
             ))
             .args(["--timeout", "30s", "rmp", "--all", "--force"])
             .output();
-        if let Ok(out) = &crictl
-            && !out.status.success()
-        {
-            eprintln!(
+        // The sweep below removes what this could not, the hard way.
+        match &crictl {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
                 "crictl rmp: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            );
+            ),
+            Err(err) => eprintln!("crictl rmp: {err}"),
         }
         self.processes.clear();
         let cleaned = std::panic::catch_unwind(|| self.footprint.clean());
-        restore_route_localnet(&self.footprint.dir);
         if let Err(panic) = cleaned {
             if std::thread::panicking() {
                 eprintln!("the cluster's cleanup failed too");
@@ -580,6 +573,16 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
+    /// The admin's kubeconfig, for a `kubectl` run as a user runs it.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Its discovery cache, for the same.
+    pub fn cache(&self) -> &Path {
+        &self.cache
+    }
+
     /// `kubectl` with the kubeconfig and cache set; add the arguments.
     pub fn command(&self) -> Command {
         let mut command = Command::new(bin("kubectl"));
@@ -637,9 +640,11 @@ impl Kubectl {
                 .await
                 .map_err(|err| err.to_string())?;
         }
-        let out = child
-            .wait_with_output()
+        // Longer than any wait the tests ask of kubectl itself: a wedged apiserver fails the
+        // test rather than hanging it.
+        let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
             .await
+            .map_err(|_| format!("no answer within {KUBECTL_TIMEOUT:?}"))?
             .map_err(|err| err.to_string())?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -702,28 +707,8 @@ fn run(args: &[&str]) {
     oci::run(std::process::Command::new(args[0]).args(&args[1..]));
 }
 
-/// The file that keeps `route_localnet`'s value from before the first cluster of a run.
-fn route_localnet_file(dir: &Path) -> PathBuf {
-    dir.with_extension("route_localnet")
-}
-
-fn remember_route_localnet(dir: &Path) {
-    let file = route_localnet_file(dir);
-    if !file.exists() {
-        std::fs::write(&file, std::fs::read_to_string(ROUTE_LOCALNET).unwrap()).unwrap();
-    }
-}
-
-fn restore_route_localnet(dir: &Path) {
-    let file = route_localnet_file(dir);
-    if let Ok(value) = std::fs::read_to_string(&file) {
-        let _ = std::fs::write(ROUTE_LOCALNET, value.trim());
-        let _ = std::fs::remove_file(file);
-    }
-}
-
 /// A NodePort's address: 127.0.0.1, where kube-proxy serves it.
-pub fn node_port_addr(port: u16) -> SocketAddr {
+fn node_port_addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 

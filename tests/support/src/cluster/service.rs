@@ -83,7 +83,7 @@ impl NodePort {
 }
 
 /// `k=v,k=v` from a Service's selector.
-pub fn selector_arg(selector: &Value) -> String {
+fn selector_arg(selector: &Value) -> String {
     selector
         .as_object()
         .expect("a Service's selector is a map")
