@@ -94,7 +94,7 @@ async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
 async fn it_comes_up(cluster: &Cluster, registry: &str, figures: &mut Figures) -> NodePort {
     let kubectl = cluster.kubectl();
     let applied = Instant::now();
-    apply_as_a_user(registry);
+    apply_as_a_user(kubectl, registry);
     rollout_status(kubectl).await;
     kubectl
         .ok(&[
@@ -104,6 +104,8 @@ async fn it_comes_up(cluster: &Cluster, registry: &str, figures: &mut Figures) -
             "--timeout=120s",
         ])
         .await;
+    // The Deployment starts at one replica; the HPA makes it two at its first sync.
+    wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
     figures.say(format!(
         "applied to Available, 2 pods Ready, in {:?}",
         applied.elapsed()
@@ -227,10 +229,11 @@ async fn a_pod_deleted_under_load_loses_nothing(
 }
 
 /// `kubectl drain` the node: the budget (`minAvailable: 1`) lets one replica go and refuses the
-/// other, whose replacement cannot be scheduled on the cordoned node; the Service keeps
-/// answering. Uncordoned, the Deployment is whole again.
+/// other, whose replacement cannot be scheduled on the cordoned node; the Service answers every
+/// request meanwhile. Uncordoned, the Deployment is whole again.
 async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures: &mut Figures) {
     let before: BTreeSet<String> = pods(kubectl).await.into_keys().collect();
+    let load = Load::start(service.addr(), "/hello/drain", 50, Connections::PerRequest);
     let drain = kubectl
         .run(&[
             "drain",
@@ -242,7 +245,7 @@ async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures
         ])
         .await;
     let after = pods(kubectl).await;
-    let answer = client::get(service.addr(), "/hello/drain").await;
+    let tally = load.stop().await;
     kubectl.ok(&["uncordon", NODE]).await;
     let refused = drain.expect_err("the drain evicted both replicas");
     assert!(
@@ -256,11 +259,10 @@ async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures
     let serving: Vec<&Pod> = after.values().filter(|pod| pod.ready).collect();
     assert_eq!(left.len(), 1, "one replica evicted, one kept: {after:?}");
     assert_eq!(serving.len(), 1, "{after:?}");
-    let answer = answer.expect("the Service answers during the drain");
-    assert_eq!(answer.status, 200);
+    assert_nothing_lost("the drain", &tally);
     wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
     figures.say(format!(
-        "drain: the budget refused the second eviction (\"{}\"), the Service answered meanwhile",
+        "drain: the budget refused the second eviction (\"{}\"); 50 clients meanwhile: {tally}",
         refused
             .lines()
             .find(|line| line.contains("disruption budget"))
@@ -340,14 +342,84 @@ async fn a_full_pod_is_unready_but_not_restarted(
     wait_for_ready_pods(kubectl, 2, Duration::from_secs(60)).await;
     let pods_now = pods(kubectl).await;
     let (full, pod) = pods_now.iter().next().unwrap();
-    let (full, uid) = (full.clone(), pod.uid.clone());
+    let (full, container) = (full.clone(), pod.container.clone());
 
+    let admin = PortForward::open(kubectl, &format!("pod/{full}"), 9090).await;
     let forward = PortForward::open(kubectl, &format!("pod/{full}"), 8000).await;
     let load = Load::start(forward.addr, "/hello/full", CAP * 2, Connections::KeptAlive);
     let started = Instant::now();
+    // At its cap, as the server itself says.
+    while gauge(admin.addr, "hello_edge_at_connection_cap").await != Some(1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "pod {full} did not reach its cap of {CAP}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| !pod.ready).await;
     let unready_in = started.elapsed();
-    // Out of the Service: its endpoint is not ready, and the Service's answers do not wait.
+    // Out of the Service's endpoints, then the Service's answers do not wait for it.
+    let full_ip = pods(kubectl).await[&full].ip.clone();
+    let out = Instant::now();
+    while endpoint_ready(kubectl, &full_ip).await != Some(false) {
+        assert!(
+            out.elapsed() < Duration::from_secs(30),
+            "the Service's endpoint {full_ip} stayed ready after pod {full} went unready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // kube-proxy writes its rules a moment after the endpoint changes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..20 {
+        let answer = tokio::time::timeout(
+            DELAY + Duration::from_secs(1),
+            client::get(service.addr(), "/hello/other"),
+        )
+        .await
+        .expect("an answer through the Service waited: it went to the full pod")
+        .unwrap();
+        assert_eq!(answer.status, 200);
+    }
+    // Past three liveness periods (3 × 10 s): the same container, and no liveness failure,
+    // while the readiness probe failed.
+    tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
+    let held = started.elapsed();
+    let pod = &pods(kubectl).await[&full];
+    assert_eq!(pod.restarts, 0, "the full pod was restarted: {pod:?}");
+    assert_eq!(pod.container, container, "the full pod's container changed");
+    let unhealthy = probe_failures(kubectl, &full).await;
+    assert!(
+        unhealthy
+            .iter()
+            .any(|m| m.starts_with("Readiness probe failed")),
+        "{unhealthy:?}"
+    );
+    assert!(
+        !unhealthy
+            .iter()
+            .any(|m| m.starts_with("Liveness probe failed")),
+        "the full pod's liveness probe failed: {unhealthy:?}"
+    );
+    let tally = load.stop().await;
+    drop((forward, admin));
+    let unloaded = Instant::now();
+    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| pod.ready).await;
+    let back_in = unloaded.elapsed();
+    let pod = &pods(kubectl).await[&full];
+    assert_eq!(pod.restarts, 0, "{pod:?}");
+    assert_eq!(pod.container, container);
+    figures.say(format!(
+        "a pod held at its cap ({CAP}, by {} kept-alive clients through a port-forward, the \
+         ones past the cap waiting): unready in {unready_in:?}, held {held:?} with 0 restarts \
+         and no liveness failure, Ready again {back_in:?} after the load went; its clients: \
+         {tally}",
+        CAP * 2
+    ));
+}
+
+/// Whether the Service's endpoint at `ip` is ready, as its EndpointSlice says; `None` while it
+/// has none there.
+async fn endpoint_ready(kubectl: &Kubectl, ip: &str) -> Option<bool> {
     let slices = kubectl
         .get(&[
             "endpointslices",
@@ -355,49 +427,43 @@ async fn a_full_pod_is_unready_but_not_restarted(
             &format!("kubernetes.io/service-name={NAME}"),
         ])
         .await;
-    let full_ip = pods(kubectl).await[&full].ip.clone();
-    let endpoint = slices["items"]
-        .as_array()
-        .unwrap()
+    slices["items"]
+        .as_array()?
         .iter()
         .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
-        .find(|endpoint| endpoint["addresses"][0] == full_ip.as_str())
-        .unwrap_or_else(|| panic!("no endpoint for {full} ({full_ip}): {slices}"));
-    assert_eq!(endpoint["conditions"]["ready"], false, "{endpoint}");
-    for _ in 0..20 {
-        let answer = client::get(service.addr(), "/hello/other").await.unwrap();
-        assert_eq!(answer.status, 200);
-        assert!(
-            answer.elapsed < DELAY + Duration::from_secs(1),
-            "an answer through the Service waited {:?}: it went to the full pod",
-            answer.elapsed
-        );
-    }
-    // Past three liveness periods (3 × 10 s), still the same container.
-    tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
-    let held = started.elapsed();
-    let pod = &pods(kubectl).await[&full];
-    assert_eq!(pod.uid, uid);
-    assert_eq!(pod.restarts, 0, "the full pod was restarted: {pod:?}");
-    let tally = load.stop().await;
-    drop(forward);
-    let unloaded = Instant::now();
-    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| pod.ready).await;
-    let back_in = unloaded.elapsed();
-    let pod = &pods(kubectl).await[&full];
-    assert_eq!(pod.restarts, 0, "{pod:?}");
-    figures.say(format!(
-        "a pod held at its cap ({CAP}, by {} kept-alive clients through a port-forward): \
-         unready in {unready_in:?}, held {held:?} with 0 restarts, Ready again {back_in:?} after \
-         the load went; its clients: {tally}",
-        CAP * 2
-    ));
+        .find(|endpoint| endpoint["addresses"][0] == ip)?["conditions"]["ready"]
+        .as_bool()
+}
+
+/// The messages of the kubelet's `Unhealthy` events for `pod`: its probes' failures.
+async fn probe_failures(kubectl: &Kubectl, pod: &str) -> Vec<String> {
+    let events = kubectl
+        .get(&[
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod},reason=Unhealthy"),
+        ])
+        .await;
+    events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|event| event["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A gauge's value on a server's `/metrics`.
+async fn gauge(admin: std::net::SocketAddr, name: &str) -> Option<f64> {
+    let answer = client::get(admin, "/metrics").await.ok()?;
+    answer
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// `sed "s|REGISTRY/|$REGISTRY/|" deploy/kubernetes/hello-edge.yaml | kubectl apply -f -`, the
 /// command docs/deploy.md gives, run by bash with the cluster's `kubectl` on the `PATH`.
-fn apply_as_a_user(registry: &str) {
-    let kubeconfig = root().join("target/cluster/admin.kubeconfig");
+fn apply_as_a_user(kubectl: &Kubectl, registry: &str) {
     let path = std::env::join_paths(std::iter::once(cluster::bin_dir()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
@@ -411,7 +477,8 @@ fn apply_as_a_user(registry: &str) {
             )
             .current_dir(root())
             .env("REGISTRY", registry)
-            .env("KUBECONFIG", kubeconfig)
+            .env("KUBECONFIG", kubectl.kubeconfig())
+            .env("KUBECACHEDIR", kubectl.cache())
             .env("PATH", path),
     );
 }
@@ -435,8 +502,9 @@ fn assert_nothing_lost(during: &str, tally: &Tally) {
 /// A pod of the Deployment, as its status says.
 #[derive(Debug, Clone)]
 struct Pod {
-    uid: String,
     ip: String,
+    /// Its container's id: another after a restart.
+    container: String,
     ready: bool,
     restarts: u64,
 }
@@ -460,8 +528,11 @@ async fn pods(kubectl: &Kubectl) -> BTreeMap<String, Pod> {
             (
                 pod["metadata"]["name"].as_str().unwrap().to_owned(),
                 Pod {
-                    uid: pod["metadata"]["uid"].as_str().unwrap().to_owned(),
                     ip: pod["status"]["podIP"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    container: pod["status"]["containerStatuses"][0]["containerID"]
                         .as_str()
                         .unwrap_or_default()
                         .to_owned(),
@@ -513,8 +584,9 @@ async fn wait_for_pod(
     }
 }
 
-/// Each pod's count of the requests it answered (`hello_edge_requests_total`, summed over
-/// routes and statuses), read from its admin port through a port-forward.
+/// Each pod's count of the `/hello/...` requests it answered (`hello_edge_requests_total`,
+/// route `hello`, every status), read from its admin port through a port-forward: the probes'
+/// `/healthz` are counted apart, under route `healthz`.
 async fn requests_per_pod(kubectl: &Kubectl) -> BTreeMap<String, f64> {
     let mut counts = BTreeMap::new();
     for pod in pods(kubectl).await.into_keys() {
@@ -524,6 +596,7 @@ async fn requests_per_pod(kubectl: &Kubectl) -> BTreeMap<String, f64> {
             .text()
             .lines()
             .filter(|line| line.starts_with("hello_edge_requests_total{"))
+            .filter(|line| line.contains("route=\"hello\""))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
         counts.insert(pod, total);
@@ -560,26 +633,23 @@ impl PodWatch {
 
     /// Waits until every pod of `pods` has been deleted.
     async fn until_gone(&self, pods: &BTreeSet<String>, timeout: Duration) {
-        let gone = self
-            .process
-            .log()
-            .find(timeout, |_| {
-                let text = self.process.log().text();
-                let deleted: BTreeSet<&str> = text
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("DELETED "))
-                    .filter_map(|rest| rest.split(' ').next())
-                    .collect();
-                pods.iter()
-                    .all(|pod| deleted.contains(pod.as_str()))
-                    .then_some(())
-            })
-            .await;
-        assert!(
-            gone.is_some(),
-            "{pods:?} not all deleted within {timeout:?}:\n{}",
-            self.process.log().text()
-        );
+        let started = Instant::now();
+        loop {
+            let text = self.process.log().text();
+            let deleted: BTreeSet<&str> = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("DELETED "))
+                .filter_map(|rest| rest.split(' ').next())
+                .collect();
+            if pods.iter().all(|pod| deleted.contains(pod.as_str())) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{pods:?} not all deleted within {timeout:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Each pod's container's exit code, once it has one.
