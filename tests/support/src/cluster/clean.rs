@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::oci::run;
+
 /// The prefixes of the chains the cluster's components make.
 const CHAINS: [&str; 2] = ["KUBE-", "CNI-"];
 
@@ -400,18 +402,4 @@ fn remove_chains(tool: &str) {
         .unwrap();
     let status = restore.wait().unwrap();
     assert!(status.success(), "{tool}-restore failed: {status}");
-}
-
-/// Runs `command`, panicking with its output if it fails.
-fn run(command: &mut Command) {
-    let out = command
-        .output()
-        .unwrap_or_else(|err| panic!("{command:?}: {err}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed with {}:\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
