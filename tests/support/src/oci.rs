@@ -289,3 +289,25 @@ pub fn push_native_image(work: &Path, host: &str) -> String {
     );
     reference
 }
+
+/// Builds the SpinKube image as deploy/spinkube/Containerfile says (spin.toml and the WASI 0.2
+/// component, FROM scratch), in a context under `work`, and pushes it to the registry at `host`;
+/// its reference.
+pub fn push_spin_image(work: &Path, host: &str) -> String {
+    let context = work.join("spin-context");
+    let component = crate::component::WASIP2.wasm();
+    let place = context.join("target/wasm32-wasip2/component/hello_edge_wasip2.wasm");
+    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+    std::fs::copy(&component, &place).unwrap_or_else(|err| panic!("copy {component:?}: {err}"));
+    for file in ["spin.toml", ".dockerignore"] {
+        std::fs::copy(tools::root().join(file), context.join(file)).unwrap();
+    }
+    let reference = Image::Spin.reference(host);
+    build_and_push(
+        &work.join("buildah"),
+        &context,
+        &tools::root().join("deploy/spinkube/Containerfile"),
+        &reference,
+    );
+    reference
+}

@@ -42,7 +42,7 @@ use crate::catalogue::free_port;
 use crate::client;
 use crate::oci::{self, Registry};
 use crate::process::Process;
-use crate::tools::root;
+use crate::tools::{self, root};
 
 /// The one node's name.
 pub const NODE: &str = "hello-edge-node";
@@ -185,6 +185,16 @@ impl Cluster {
     /// `kubectl`, as the cluster's admin.
     pub fn kubectl(&self) -> &Kubectl {
         &self.kubectl
+    }
+
+    /// containerd's log: its own lines and its shims' (the Spin shim's, with its guests').
+    pub fn containerd_log(&self) -> crate::process::Log {
+        self.processes
+            .iter()
+            .find(|process| process.name() == "containerd")
+            .expect("containerd runs")
+            .log()
+            .clone()
     }
 
     /// What the cluster made, by name, to check it is gone after a drop.
@@ -371,15 +381,18 @@ impl Cluster {
             template("cni.conflist"),
         )
         .unwrap();
-        let path = std::env::join_paths(std::iter::once(bin_dir()).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )))
+        // The Go tools, then the pinned ones (the Spin shim), then the machine's.
+        let path = std::env::join_paths([bin_dir(), tools::tools_dir()].into_iter().chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
         .unwrap();
         let mut containerd = Command::new(bin("containerd"));
         containerd
             .arg("--config")
             .arg(dir.join("containerd/config.toml"))
-            .env("PATH", &path);
+            .env("PATH", &path)
+            // The Spin shim logs at RUST_LOG, into containerd's log.
+            .env("RUST_LOG", "info");
         let mut containerd = Process::spawn("containerd", &mut containerd);
         containerd
             .wait_for("that it serves", START_TIMEOUT, |line| {
