@@ -574,18 +574,10 @@ fn pull_image(registry: &Registry, image: Image, work: &Path) -> Pulled {
 /// Containerfiles copy from), with the repository's .dockerignore, which must let them through.
 fn stage_context(context: &Path, binary: &Path, component: &Path) -> PathBuf {
     let root = root();
-    let place = |from: &Path, to: &str| {
-        let to = context.join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, &to).unwrap_or_else(|err| panic!("copy {from:?}: {err}"));
-    };
-    place(binary, "target/x86_64-unknown-linux-musl/dist/hello-edge");
-    place(
-        component,
-        "target/wasm32-wasip2/component/hello_edge_wasip2.wasm",
-    );
-    place(&root.join("spin.toml"), "spin.toml");
-    place(&root.join(".dockerignore"), ".dockerignore");
+    oci::place(context, binary, oci::NATIVE_BINARY);
+    oci::place(context, component, oci::COMPONENT);
+    oci::place(context, &root.join("spin.toml"), "spin.toml");
+    oci::place(context, &root.join(".dockerignore"), ".dockerignore");
     context.to_owned()
 }
 

@@ -267,46 +267,71 @@ pub fn static_binary() -> PathBuf {
     target_dir.join(TARGET).join("dist/hello-edge")
 }
 
+/// Where deploy/kubernetes/Containerfile copies the static binary from, from the repository
+/// root.
+pub const NATIVE_BINARY: &str = "target/x86_64-unknown-linux-musl/dist/hello-edge";
+
+/// Where deploy/spinkube/Containerfile copies the WASI 0.2 component from.
+pub const COMPONENT: &str = "target/wasm32-wasip2/component/hello_edge_wasip2.wasm";
+
+/// Copies `from` to `to` under a build `context`, making the folders between.
+pub fn place(context: &Path, from: &Path, to: &str) {
+    let to = context.join(to);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, &to).unwrap_or_else(|err| panic!("copy {from:?}: {err}"));
+}
+
 /// Builds the native image as its Containerfile says, from the static binary, in a context under
 /// `work`, and pushes it to the registry at `host`; its reference.
 pub fn push_native_image(work: &Path, host: &str) -> String {
-    let binary = static_binary();
-    let context = work.join("native-context");
-    let place = context.join("target/x86_64-unknown-linux-musl/dist/hello-edge");
-    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
-    std::fs::copy(&binary, &place).unwrap_or_else(|err| panic!("copy {binary:?}: {err}"));
-    std::fs::copy(
-        tools::root().join(".dockerignore"),
-        context.join(".dockerignore"),
+    push_staged(
+        work,
+        host,
+        Image::Native,
+        "deploy/kubernetes/Containerfile",
+        &[(static_binary(), NATIVE_BINARY)],
     )
-    .unwrap();
-    let reference = Image::Native.reference(host);
-    build_and_push(
-        &work.join("buildah"),
-        &context,
-        &tools::root().join("deploy/kubernetes/Containerfile"),
-        &reference,
-    );
-    reference
 }
 
 /// Builds the SpinKube image as deploy/spinkube/Containerfile says (spin.toml and the WASI 0.2
 /// component, FROM scratch), in a context under `work`, and pushes it to the registry at `host`;
 /// its reference.
 pub fn push_spin_image(work: &Path, host: &str) -> String {
-    let context = work.join("spin-context");
-    let component = crate::component::WASIP2.wasm();
-    let place = context.join("target/wasm32-wasip2/component/hello_edge_wasip2.wasm");
-    std::fs::create_dir_all(place.parent().unwrap()).unwrap();
-    std::fs::copy(&component, &place).unwrap_or_else(|err| panic!("copy {component:?}: {err}"));
-    for file in ["spin.toml", ".dockerignore"] {
-        std::fs::copy(tools::root().join(file), context.join(file)).unwrap();
+    push_staged(
+        work,
+        host,
+        Image::Spin,
+        "deploy/spinkube/Containerfile",
+        &[
+            (crate::component::WASIP2.wasm(), COMPONENT),
+            (tools::root().join("spin.toml"), "spin.toml"),
+        ],
+    )
+}
+
+/// Places `files` and the repository's .dockerignore in a context of `image`'s own under
+/// `work`, builds it with `containerfile` (from the repository root) and pushes it to `host`.
+fn push_staged(
+    work: &Path,
+    host: &str,
+    image: Image,
+    containerfile: &str,
+    files: &[(PathBuf, &str)],
+) -> String {
+    let context = work.join(format!("{}-context", image.repository()));
+    for (from, to) in files {
+        place(&context, from, to);
     }
-    let reference = Image::Spin.reference(host);
+    place(
+        &context,
+        &tools::root().join(".dockerignore"),
+        ".dockerignore",
+    );
+    let reference = image.reference(host);
     build_and_push(
         &work.join("buildah"),
         &context,
-        &tools::root().join("deploy/spinkube/Containerfile"),
+        &tools::root().join(containerfile),
         &reference,
     );
     reference

@@ -294,18 +294,13 @@ impl Cluster {
         let kubeconfig = pki.kubeconfig(Client::ControllerManager);
         let mut controller_manager = Command::new(bin("kube-controller-manager"));
         controller_manager
-            .args(files("--kubeconfig", &kubeconfig))
-            .args(files("--authentication-kubeconfig", &kubeconfig))
-            .args(files("--authorization-kubeconfig", &kubeconfig))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", ports.controller_manager))
+            .args(controller_flags(&kubeconfig, ports.controller_manager))
             .args(files("--root-ca-file", pki.file("ca.crt")))
             .args(files(
                 "--service-account-private-key-file",
                 pki.file("service-accounts.key"),
             ))
             .arg("--use-service-account-credentials")
-            .arg("--leader-elect=false")
             .args(files(
                 "--flex-volume-plugin-dir",
                 dir.join("volume-plugins"),
@@ -321,13 +316,7 @@ impl Cluster {
 
         let kubeconfig = pki.kubeconfig(Client::Scheduler);
         let mut scheduler = Command::new(bin("kube-scheduler"));
-        scheduler
-            .args(files("--kubeconfig", &kubeconfig))
-            .args(files("--authentication-kubeconfig", &kubeconfig))
-            .args(files("--authorization-kubeconfig", &kubeconfig))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", ports.scheduler))
-            .arg("--leader-elect=false");
+        scheduler.args(controller_flags(&kubeconfig, ports.scheduler));
         self.processes
             .push(Process::spawn("kube-scheduler", &mut scheduler));
         // Pods are admitted only once their namespace's default service account exists.
@@ -705,6 +694,24 @@ fn push_pause_image(dir: &Path, registry: &str) {
         &source.join("Containerfile.pause"),
         &format!("{registry}/pause:hello-edge"),
     );
+}
+
+/// What the controller-manager and the scheduler share: their one kubeconfig for the apiserver
+/// and for checking their own clients, their secure port on loopback, and no leader election
+/// (there is one of each).
+fn controller_flags(kubeconfig: &Path, port: u16) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--kubeconfig",
+        "--authentication-kubeconfig",
+        "--authorization-kubeconfig",
+    ]
+    .iter()
+    .flat_map(|flag| files(flag, kubeconfig))
+    .collect();
+    flags.push("--bind-address=127.0.0.1".into());
+    flags.push(format!("--secure-port={port}"));
+    flags.push("--leader-elect=false".into());
+    flags
 }
 
 fn loopback_url(scheme: &str, port: u16) -> String {
