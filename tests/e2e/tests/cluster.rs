@@ -10,9 +10,9 @@
 //! 4. the PodDisruptionBudget refuses to let a drain take both replicas;
 //! 5. the HorizontalPodAutoscaler scales up under load, and back down once idle;
 //! 6. a pod at its connection cap goes unready, leaves the Service, is not restarted, and comes
-//!    back once its load goes;
-//! 7. `deploy/spinkube/deployment.yaml`, the SpinKube image on the Spin shim's RuntimeClass,
-//!    serves the table and rolls under load losing nothing.
+//!    back once its load goes.
+//!
+//! `deploy/spinkube/` has its own test on a cluster of its own, `spinkube.rs`.
 //!
 //! Then the cluster is dropped, and nothing of it may be left on the machine.
 //!
@@ -20,30 +20,22 @@
 //! through `kubectl port-forward`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::client::{self, Protocol};
-use support::cluster::{self, Cluster, Kubectl, NODE, NodePort, PortForward};
+use support::cluster::{
+    self, App, Cluster, Figures, Kubectl, NODE, NodePort, Pod, PodWatch, PortForward, ScaleUp,
+    assert_nothing_lost,
+};
 use support::conformance;
-use support::host::{Host, assert_clean};
-use support::load::{Connections, Load, Tally};
+use support::host::Host;
+use support::load::{Connections, Load};
 use support::oci;
-use support::process::{Process, raise_open_file_limit};
+use support::process::raise_open_file_limit;
 use support::tools::root;
 
 /// The manifest's delay, the default.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
-
-/// A Deployment of a manifest in `deploy/`, and its Service, named alike.
-struct App {
-    /// The Deployment's and the Service's name.
-    name: &'static str,
-    /// Its pods' selector, as a `kubectl --selector`.
-    selector: &'static str,
-    /// Its manifest.
-    manifest: &'static str,
-}
 
 /// The native server: its Deployment, Service, HPA and PDB are all named so.
 const NATIVE: App = App {
@@ -52,20 +44,15 @@ const NATIVE: App = App {
     manifest: "deploy/kubernetes/hello-edge.yaml",
 };
 
-/// The SpinKube image as a plain Deployment on the Spin shim's RuntimeClass.
-const SPIN: App = App {
-    name: "hello-edge-spin",
-    selector: "app.kubernetes.io/name=hello-edge-spin",
-    manifest: "deploy/spinkube/deployment.yaml",
-};
-
-/// What containerd 2 logs when the Spin shim 0.24.0 fails its `-info` query.
-const SHIM_INFO_QUERY: &str = "failed to query deprecated runtime-allow-mounts annotation";
-
-/// The RuntimeClass spin-operator's samples install for the shim, whose handler the cluster's
-/// containerd names `spin`.
-const SPIN_RUNTIME_CLASS: &str = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\n\
-                                  metadata:\n  name: wasmtime-spin-v2\nhandler: spin\n";
+/// A rollout, as `kubectl` starts one: a change to the pods' template (an annotation).
+const ROLL: [&str; 6] = [
+    "patch",
+    "deployment",
+    NATIVE.name,
+    "--type=merge",
+    "-p",
+    r#"{"spec":{"template":{"metadata":{"annotations":{"hello-edge.test/rollout":"1"}}}}}"#,
+];
 
 /// The clients of the steady load: each sends a request, waits the delay for its answer, and
 /// sends the next.
@@ -76,23 +63,12 @@ const CLIENTS: usize = 200;
 /// the two pods at 64-74%, under the target's 77% (70% and the HPA's 10% tolerance).
 const SCALING_CLIENTS: usize = 3_000;
 
-/// What the run measured, printed at its end for the note.
-#[derive(Debug, Default)]
-struct Figures(Vec<String>);
-
-impl Figures {
-    fn say(&mut self, line: String) {
-        eprintln!("cluster: {line}");
-        self.0.push(line);
-    }
-}
-
 /// The manifests of `deploy/kubernetes` do on a live cluster what docs/deploy.md says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
     // The load's connections and the port-forwards' are descriptors of this process.
     raise_open_file_limit(12_000);
-    let mut figures = Figures::default();
+    let mut figures = Figures::new("cluster");
     let cluster = Cluster::start().await;
     figures.say(format!("the cluster was ready in {:?}", cluster.ready_in));
     let footprint = cluster.footprint();
@@ -110,13 +86,12 @@ async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
     the_budget_holds_a_drain(&kubectl, &service, &mut figures).await;
     the_autoscaler_scales(&kubectl, &service, &mut figures).await;
     a_full_pod_is_unready_but_not_restarted(&kubectl, &service, &mut figures).await;
-    the_spin_shim_deployment_serves_and_rolls(&cluster, &work, &mut figures).await;
 
     drop(service);
     drop(cluster);
     let left = footprint.left();
     assert!(left.is_empty(), "the cluster left behind: {left:?}");
-    eprintln!("cluster figures:\n{}", figures.0.join("\n"));
+    figures.print();
 }
 
 /// The Deployment becomes Available with both replicas Ready through the manifest's readiness
@@ -124,8 +99,8 @@ async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
 async fn it_comes_up(cluster: &Cluster, registry: &str, figures: &mut Figures) -> NodePort {
     let kubectl = cluster.kubectl();
     let applied = Instant::now();
-    apply_as_a_user(kubectl, registry, &NATIVE);
-    rollout_status(kubectl, &NATIVE).await;
+    NATIVE.apply_as_a_user(kubectl, registry);
+    NATIVE.rollout_status(kubectl).await;
     kubectl
         .ok(&[
             "wait",
@@ -135,12 +110,14 @@ async fn it_comes_up(cluster: &Cluster, registry: &str, figures: &mut Figures) -
         ])
         .await;
     // The Deployment starts at one replica; the HPA makes it two at its first sync.
-    wait_for_ready_pods(kubectl, &NATIVE, 2, Duration::from_secs(60)).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
     figures.say(format!(
         "applied to Available, 2 pods Ready, in {:?}",
         applied.elapsed()
     ));
-    let pods = pods(kubectl, &NATIVE).await;
+    let pods = NATIVE.pods(kubectl).await;
     assert_eq!(pods.len(), 2, "the HPA's minimum: {pods:?}");
     for pod in pods.values() {
         assert!(pod.ready, "{pod:?}");
@@ -186,91 +163,14 @@ async fn a_rolling_update_loses_nothing(
     service: &NodePort,
     figures: &mut Figures,
 ) {
-    let (took, tally) = roll_under_load(kubectl, &NATIVE, service).await;
-    figures.say(format!(
-        "rolling update under {CLIENTS} clients (a connection per request): rolled in {took:?}; {tally}"
-    ));
-}
-
-/// Rolls `app`'s Deployment (an annotation on its pods) while [`CLIENTS`] clients send
-/// `/hello/...` through `service`, each on a new connection; asserts the rollout completed, no
-/// request was lost and every old pod's container exited 0. How long the rollout took, and what
-/// the clients saw.
-async fn roll_under_load(kubectl: &Kubectl, app: &App, service: &NodePort) -> (Duration, Tally) {
-    let old: BTreeSet<String> = pods(kubectl, app).await.into_keys().collect();
-    let watch = PodWatch::start(kubectl, app);
-    let load = Load::start(
-        service.addr(),
-        "/hello/rollout",
-        CLIENTS,
-        Connections::PerRequest,
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rolled = Instant::now();
-    let patch =
-        r#"{"spec":{"template":{"metadata":{"annotations":{"hello-edge.test/rollout":"1"}}}}}"#;
-    kubectl
-        .ok(&["patch", "deployment", app.name, "--type=merge", "-p", patch])
+    let rollout = NATIVE
+        .roll_under_load(kubectl, service, CLIENTS, &ROLL)
         .await;
-    rollout_status(kubectl, app).await;
-    let took = rolled.elapsed();
-    // The last old pod's drain, and a little steady load after it.
-    watch.until_gone(&old, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let tally = load.stop().await;
-    assert_nothing_lost(&format!("{}'s rolling update", app.name), &tally);
-    let exits = watch.exit_codes();
-    for pod in &old {
-        assert_eq!(
-            exits.get(pod).map(String::as_str),
-            Some("0"),
-            "old pod {pod} did not exit 0 after its drain: {exits:?}"
-        );
-    }
-    let new = pods(kubectl, app).await;
-    assert!(new.keys().all(|pod| !old.contains(pod)), "{new:?}");
-    (took, tally)
-}
-
-/// The SpinKube image on the Spin shim through the cluster's CRI, without the operator: the
-/// RuntimeClass spin-operator's samples install, and `deploy/spinkube/deployment.yaml` (the
-/// plain Deployment with its preStop pause) applied as a user does. Its pods become Ready, its
-/// Service passes the conformance table, a rolling update under load loses nothing, and the
-/// shim's log (in containerd's) holds no guest failure.
-async fn the_spin_shim_deployment_serves_and_rolls(
-    cluster: &Cluster,
-    work: &Path,
-    figures: &mut Figures,
-) {
-    let kubectl = cluster.kubectl();
-    let registry = cluster.registry().host();
-    oci::push_spin_image(work, &registry);
-    kubectl.apply(SPIN_RUNTIME_CLASS).await;
-    let mark = cluster.containerd_log().mark();
-    let applied = Instant::now();
-    apply_as_a_user(kubectl, &registry, &SPIN);
-    rollout_status(kubectl, &SPIN).await;
-    wait_for_ready_pods(kubectl, &SPIN, 2, Duration::from_secs(120)).await;
-    let ready_in = applied.elapsed();
-    let service = NodePort::expose(kubectl, SPIN.name).await;
-    let report = conformance::run_on(&service, Protocol::Http1, DELAY).await;
-    assert!(report.is_empty(), "{}:\n{report}", service.label());
-    let (took, tally) = roll_under_load(kubectl, &SPIN, &service).await;
-    // containerd 2 asks each runtime for its info (`SHIM -info`, for the deprecated
-    // runtime-allow-mounts annotation); shim 0.24.0 panics there, finding no log pipe, and
-    // containerd logs that and goes on. Not the guest's, nor the running shim's: left out.
-    let log: String = cluster
-        .containerd_log()
-        .since(mark)
-        .lines()
-        .filter(|line| !line.contains(SHIM_INFO_QUERY))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    assert_clean("the Spin shim, in containerd's log", &log);
     figures.say(format!(
-        "the SpinKube image on the shim's RuntimeClass: 2 pods Ready {ready_in:?} after the apply, \
-         the table passed; rolling update under {CLIENTS} clients: rolled in {took:?}; {tally}"
+        "rolling update under {CLIENTS} clients (a connection per request): rolled in {:?}; {}",
+        rollout.took, rollout.tally
     ));
+    rollout.assert_drained("the rolling update");
 }
 
 /// `kubectl delete pod` on one replica under load: the pod drains as in a rollout and the
@@ -280,7 +180,7 @@ async fn a_pod_deleted_under_load_loses_nothing(
     service: &NodePort,
     figures: &mut Figures,
 ) {
-    let before = pods(kubectl, &NATIVE).await;
+    let before = NATIVE.pods(kubectl).await;
     let victim = before.keys().next().unwrap().clone();
     let watch = PodWatch::start(kubectl, &NATIVE);
     let load = Load::start(
@@ -296,7 +196,9 @@ async fn a_pod_deleted_under_load_loses_nothing(
     watch
         .until_gone(&BTreeSet::from([victim.clone()]), Duration::from_secs(60))
         .await;
-    wait_for_ready_pods(kubectl, &NATIVE, 2, Duration::from_secs(60)).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tally = load.stop().await;
     figures.say(format!("a pod deleted under {CLIENTS} clients: {tally}"));
@@ -312,7 +214,7 @@ async fn a_pod_deleted_under_load_loses_nothing(
 /// other, whose replacement cannot be scheduled on the cordoned node; the Service answers every
 /// request meanwhile. Uncordoned, the Deployment is whole again.
 async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures: &mut Figures) {
-    let before: BTreeSet<String> = pods(kubectl, &NATIVE).await.into_keys().collect();
+    let before: BTreeSet<String> = NATIVE.pods(kubectl).await.into_keys().collect();
     let load = Load::start(service.addr(), "/hello/drain", 50, Connections::PerRequest);
     let drain = kubectl
         .run(&[
@@ -324,7 +226,7 @@ async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures
             "--timeout=25s",
         ])
         .await;
-    let after = pods(kubectl, &NATIVE).await;
+    let after = NATIVE.pods(kubectl).await;
     let tally = load.stop().await;
     kubectl.ok(&["uncordon", NODE]).await;
     let refused = drain.expect_err("the drain evicted both replicas");
@@ -340,7 +242,9 @@ async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures
     assert_eq!(left.len(), 1, "one replica evicted, one kept: {after:?}");
     assert_eq!(serving.len(), 1, "{after:?}");
     assert_nothing_lost("the drain", &tally);
-    wait_for_ready_pods(kubectl, &NATIVE, 2, Duration::from_secs(60)).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
     figures.say(format!(
         "drain: the budget refused the second eviction (\"{}\"); 50 clients meanwhile: {tally}",
         refused
@@ -354,29 +258,14 @@ async fn the_budget_holds_a_drain(kubectl: &Kubectl, service: &NodePort, figures
 /// Load that raises the pods' CPU above the HPA's target scales the Deployment past 2
 /// replicas; idle again, it goes back to 2.
 async fn the_autoscaler_scales(kubectl: &Kubectl, service: &NodePort, figures: &mut Figures) {
-    let load = Load::start(
-        service.addr(),
-        "/hello/scale",
-        SCALING_CLIENTS,
-        Connections::KeptAlive,
-    );
-    let started = Instant::now();
-    let mut most = 2;
-    let mut seen = Vec::new();
-    while started.elapsed() < Duration::from_secs(150) {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let hpa = kubectl.get(&["hpa", NATIVE.name]).await;
-        let replicas = hpa["status"]["desiredReplicas"].as_u64().unwrap_or(0);
-        let cpu = hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"]
-            .as_u64();
-        seen.push(format!("{:?}: {cpu:?}% → {replicas}", started.elapsed()));
-        most = most.max(replicas);
-        if replicas > 2 {
-            break;
-        }
-    }
-    let up = started.elapsed();
-    let tally = load.stop().await;
+    let ScaleUp {
+        most,
+        took: up,
+        seen,
+        tally,
+    } = NATIVE
+        .scale_up_under_load(kubectl, service, SCALING_CLIENTS, 2)
+        .await;
     assert!(
         most > 2,
         "the HPA did not scale past 2 within 150 s: {seen:?}; the load: {tally}"
@@ -392,7 +281,9 @@ async fn the_autoscaler_scales(kubectl: &Kubectl, service: &NodePort, figures: &
         }
     }
     assert_eq!(replicas, 2, "the HPA did not scale back down once idle");
-    wait_for_ready_pods(kubectl, &NATIVE, 2, Duration::from_secs(60)).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
     figures.say(format!(
         "HPA: {most} replicas {up:?} into a load of {SCALING_CLIENTS} kept-alive clients ({tally}); back to 2 \
          {:?} after it stopped; utilisation seen: {seen:?}",
@@ -418,9 +309,11 @@ async fn a_full_pod_is_unready_but_not_restarted(
             &format!("HELLO_EDGE_MAX_CONNECTIONS={CAP}"),
         ])
         .await;
-    rollout_status(kubectl, &NATIVE).await;
-    wait_for_ready_pods(kubectl, &NATIVE, 2, Duration::from_secs(60)).await;
-    let pods_now = pods(kubectl, &NATIVE).await;
+    NATIVE.rollout_status(kubectl).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
+    let pods_now = NATIVE.pods(kubectl).await;
     let (full, pod) = pods_now.iter().next().unwrap();
     let (full, container) = (full.clone(), pod.container.clone());
 
@@ -436,10 +329,12 @@ async fn a_full_pod_is_unready_but_not_restarted(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| !pod.ready).await;
+    NATIVE
+        .wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| !pod.ready)
+        .await;
     let unready_in = started.elapsed();
     // Out of the Service's endpoints, then the Service's answers do not wait for it.
-    let full_ip = pods(kubectl, &NATIVE).await[&full].ip.clone();
+    let full_ip = NATIVE.pods(kubectl).await[&full].ip.clone();
     let out = Instant::now();
     while endpoint_ready(kubectl, &full_ip).await != Some(false) {
         assert!(
@@ -464,7 +359,7 @@ async fn a_full_pod_is_unready_but_not_restarted(
     // while the readiness probe failed.
     tokio::time::sleep(Duration::from_secs(35).saturating_sub(started.elapsed())).await;
     let held = started.elapsed();
-    let pod = &pods(kubectl, &NATIVE).await[&full];
+    let pod = &NATIVE.pods(kubectl).await[&full];
     assert_eq!(pod.restarts, 0, "the full pod was restarted: {pod:?}");
     assert_eq!(pod.container, container, "the full pod's container changed");
     let unhealthy = probe_failures(kubectl, &full).await;
@@ -483,9 +378,11 @@ async fn a_full_pod_is_unready_but_not_restarted(
     let tally = load.stop().await;
     drop((forward, admin));
     let unloaded = Instant::now();
-    wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| pod.ready).await;
+    NATIVE
+        .wait_for_pod(kubectl, &full, Duration::from_secs(60), |pod| pod.ready)
+        .await;
     let back_in = unloaded.elapsed();
-    let pod = &pods(kubectl, &NATIVE).await[&full];
+    let pod = &NATIVE.pods(kubectl).await[&full];
     assert_eq!(pod.restarts, 0, "{pod:?}");
     assert_eq!(pod.container, container);
     figures.say(format!(
@@ -541,135 +438,12 @@ async fn gauge(admin: std::net::SocketAddr, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// `sed "s|REGISTRY/|$REGISTRY/|" deploy/kubernetes/hello-edge.yaml | kubectl apply -f -`, the
-/// command docs/deploy.md gives, run by bash with the cluster's `kubectl` on the `PATH`.
-fn apply_as_a_user(kubectl: &Kubectl, registry: &str, app: &App) {
-    let path = std::env::join_paths(std::iter::once(cluster::bin_dir()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
-    oci::run(
-        std::process::Command::new("bash")
-            .arg("-c")
-            .arg(
-                "set -o pipefail; sed \"s|REGISTRY/|$REGISTRY/|\" \"$MANIFEST\" | kubectl apply -f -",
-            )
-            .current_dir(root())
-            .env("MANIFEST", app.manifest)
-            .env("REGISTRY", registry)
-            .env("KUBECONFIG", kubectl.kubeconfig())
-            .env("KUBECACHEDIR", kubectl.cache())
-            .env("PATH", path),
-    );
-}
-
-async fn rollout_status(kubectl: &Kubectl, app: &App) {
-    kubectl
-        .ok(&[
-            "rollout",
-            "status",
-            &format!("deployment/{}", app.name),
-            "--timeout=180s",
-        ])
-        .await;
-}
-
-fn assert_nothing_lost(during: &str, tally: &Tally) {
-    assert!(tally.ok > 0, "{during}: no request was answered: {tally}");
-    assert_eq!(tally.lost(), 0, "{during} lost requests: {tally}");
-}
-
-/// A pod of the Deployment, as its status says.
-#[derive(Debug, Clone)]
-struct Pod {
-    ip: String,
-    /// Its container's id: another after a restart.
-    container: String,
-    ready: bool,
-    restarts: u64,
-}
-
-/// The Deployment's pods that are not terminating, by name.
-async fn pods(kubectl: &Kubectl, app: &App) -> BTreeMap<String, Pod> {
-    let list = kubectl.get(&["pods", "--selector", app.selector]).await;
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null())
-        .map(|pod| {
-            let condition = |kind: &str| {
-                pod["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == kind && c["status"] == "True")
-            };
-            (
-                pod["metadata"]["name"].as_str().unwrap().to_owned(),
-                Pod {
-                    ip: pod["status"]["podIP"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    container: pod["status"]["containerStatuses"][0]["containerID"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    ready: condition("Ready"),
-                    restarts: pod["status"]["containerStatuses"][0]["restartCount"]
-                        .as_u64()
-                        .unwrap_or(0),
-                },
-            )
-        })
-        .collect()
-}
-
-async fn wait_for_ready_pods(kubectl: &Kubectl, app: &App, count: usize, timeout: Duration) {
-    let started = Instant::now();
-    loop {
-        let pods = pods(kubectl, app).await;
-        if pods.len() == count && pods.values().all(|pod| pod.ready) {
-            return;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "not {count} Ready pods within {timeout:?}: {pods:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn wait_for_pod(
-    kubectl: &Kubectl,
-    name: &str,
-    timeout: Duration,
-    until: impl Fn(&Pod) -> bool,
-) {
-    let started = Instant::now();
-    loop {
-        let pods = pods(kubectl, &NATIVE).await;
-        let pod = pods
-            .get(name)
-            .unwrap_or_else(|| panic!("pod {name} is gone: {pods:?}"));
-        if until(pod) {
-            return;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "pod {name} not as expected within {timeout:?}: {pod:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// Each pod's count of the `/hello/...` requests it answered (`hello_edge_requests_total`,
 /// route `hello`, every status), read from its admin port through a port-forward: the probes'
 /// `/healthz` are counted apart, under route `healthz`.
 async fn requests_per_pod(kubectl: &Kubectl) -> BTreeMap<String, f64> {
     let mut counts = BTreeMap::new();
-    for pod in pods(kubectl, &NATIVE).await.into_keys() {
+    for pod in NATIVE.pods(kubectl).await.into_keys() {
         let forward = PortForward::open(kubectl, &format!("pod/{pod}"), 9090).await;
         let answer = client::get(forward.addr, "/metrics").await.unwrap();
         let total: f64 = answer
@@ -682,68 +456,4 @@ async fn requests_per_pod(kubectl: &Kubectl) -> BTreeMap<String, f64> {
         counts.insert(pod, total);
     }
     counts
-}
-
-/// `kubectl get pods --watch`: every change to the Deployment's pods, a line each, so that a
-/// pod's exit code is seen in the moment between its container's end and its removal.
-struct PodWatch {
-    process: Process,
-}
-
-impl PodWatch {
-    fn start(kubectl: &Kubectl, app: &App) -> PodWatch {
-        let mut command = kubectl.command();
-        command.args([
-            "get",
-            "pods",
-            "--selector",
-            app.selector,
-            "--watch",
-            "--output-watch-events",
-        ]);
-        command.args([
-            "-o",
-            "jsonpath={.type} {.object.metadata.name} \
-             exit={.object.status.containerStatuses[0].state.terminated.exitCode}{\"\\n\"}",
-        ]);
-        PodWatch {
-            process: Process::spawn("kubectl get pods --watch", &mut command),
-        }
-    }
-
-    /// Waits until every pod of `pods` has been deleted.
-    async fn until_gone(&self, pods: &BTreeSet<String>, timeout: Duration) {
-        let started = Instant::now();
-        loop {
-            let text = self.process.log().text();
-            let deleted: BTreeSet<&str> = text
-                .lines()
-                .filter_map(|line| line.strip_prefix("DELETED "))
-                .filter_map(|rest| rest.split(' ').next())
-                .collect();
-            if pods.iter().all(|pod| deleted.contains(pod.as_str())) {
-                return;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "{pods:?} not all deleted within {timeout:?}:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Each pod's container's exit code, once it has one.
-    fn exit_codes(&self) -> BTreeMap<String, String> {
-        self.process
-            .log()
-            .text()
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split(' ');
-                let (_, pod, exit) = (words.next()?, words.next()?, words.next()?);
-                let code = exit.strip_prefix("exit=")?;
-                (!code.is_empty()).then(|| (pod.to_owned(), code.to_owned()))
-            })
-            .collect()
-    }
 }

@@ -284,55 +284,69 @@ pub fn place(context: &Path, from: &Path, to: &str) {
 /// Builds the native image as its Containerfile says, from the static binary, in a context under
 /// `work`, and pushes it to the registry at `host`; its reference.
 pub fn push_native_image(work: &Path, host: &str) -> String {
+    let reference = Image::Native.reference(host);
     push_staged(
-        work,
-        host,
-        Image::Native,
+        &work.join("hello-edge-context"),
+        &work.join("buildah"),
         "deploy/kubernetes/Containerfile",
         &[(static_binary(), NATIVE_BINARY)],
-    )
-}
-
-/// Builds the SpinKube image as deploy/spinkube/Containerfile says (spin.toml and the WASI 0.2
-/// component, FROM scratch), in a context under `work`, and pushes it to the registry at `host`;
-/// its reference.
-pub fn push_spin_image(work: &Path, host: &str) -> String {
-    push_staged(
-        work,
-        host,
-        Image::Spin,
-        "deploy/spinkube/Containerfile",
-        &[
-            (crate::component::WASIP2.wasm(), COMPONENT),
-            (tools::root().join("spin.toml"), "spin.toml"),
-        ],
-    )
-}
-
-/// Places `files` and the repository's .dockerignore in a context of `image`'s own under
-/// `work`, builds it with `containerfile` (from the repository root) and pushes it to `host`.
-fn push_staged(
-    work: &Path,
-    host: &str,
-    image: Image,
-    containerfile: &str,
-    files: &[(PathBuf, &str)],
-) -> String {
-    let context = work.join(format!("{}-context", image.repository()));
-    for (from, to) in files {
-        place(&context, from, to);
-    }
-    place(
-        &context,
-        &tools::root().join(".dockerignore"),
-        ".dockerignore",
-    );
-    let reference = image.reference(host);
-    build_and_push(
-        &work.join("buildah"),
-        &context,
-        &tools::root().join(containerfile),
         &reference,
     );
     reference
+}
+
+/// Builds the SpinKube image as deploy/spinkube/Containerfile says (spin.toml and the WASI 0.2
+/// component, FROM scratch), in a context under `work`, and pushes it to `reference`.
+pub fn push_spin_image(work: &Path, reference: &str) {
+    push_staged(
+        &work.join("hello-edge-spin-context"),
+        &work.join("buildah"),
+        "deploy/spinkube/Containerfile",
+        &spin_app_files(),
+        reference,
+    );
+}
+
+/// The Spin app as `spin build` leaves it, for `spin registry push`: a folder under `work`
+/// holding the repository's spin.toml and the WASI 0.2 component where its `source` says.
+pub fn stage_spin_app(work: &Path) -> PathBuf {
+    let app = work.join("hello-edge-spin-app");
+    for (from, to) in spin_app_files() {
+        place(&app, &from, to);
+    }
+    app
+}
+
+/// The files of the Spin app as `spin build` leaves them, from the repository root: spin.toml
+/// and the component.
+fn spin_app_files() -> Vec<(PathBuf, &'static str)> {
+    vec![
+        (crate::component::WASIP2.wasm(), COMPONENT),
+        (tools::root().join("spin.toml"), "spin.toml"),
+    ]
+}
+
+/// Places `files` and the repository's .dockerignore in `context`, builds it with
+/// `containerfile` (from the repository root) and pushes it to `reference`.
+fn push_staged(
+    context: &Path,
+    buildah_dir: &Path,
+    containerfile: &str,
+    files: &[(PathBuf, &str)],
+    reference: &str,
+) {
+    for (from, to) in files {
+        place(context, from, to);
+    }
+    place(
+        context,
+        &tools::root().join(".dockerignore"),
+        ".dockerignore",
+    );
+    build_and_push(
+        buildah_dir,
+        context,
+        &tools::root().join(containerfile),
+        reference,
+    );
 }

@@ -24,6 +24,8 @@
 mod clean;
 mod pki;
 mod service;
+mod spin_operator;
+mod workload;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,6 +39,10 @@ use tokio::process::Command;
 pub use clean::Footprint;
 pub use pki::{Client, Pki};
 pub use service::NodePort;
+pub use spin_operator::SpinOperator;
+pub use workload::{
+    App, Figures, Pod, PodWatch, Rollout, ScaleUp, assert_nothing_lost, run_as_a_user, user_env,
+};
 
 use crate::catalogue::free_port;
 use crate::client;
@@ -182,6 +188,16 @@ impl Cluster {
         &self.registry
     }
 
+    /// Its folder, `target/cluster`.
+    pub fn dir(&self) -> &Path {
+        &self.footprint.dir
+    }
+
+    /// Its certificates and kubeconfigs.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
     /// `kubectl`, as the cluster's admin.
     pub fn kubectl(&self) -> &Kubectl {
         &self.kubectl
@@ -195,6 +211,21 @@ impl Cluster {
             .expect("containerd runs")
             .log()
             .clone()
+    }
+
+    /// The most memory the pod with `uid` has used, as its cgroup (v1) says, whatever its QoS
+    /// class; `None` if it has no cgroup here.
+    pub fn pod_memory_peak(&self, uid: &str) -> Option<u64> {
+        let kubepods = Path::new("/sys/fs/cgroup/memory")
+            .join(CGROUP)
+            .join("kubepods");
+        ["burstable", "besteffort", ""].iter().find_map(|qos| {
+            let file = kubepods
+                .join(qos)
+                .join(format!("pod{uid}"))
+                .join("memory.max_usage_in_bytes");
+            std::fs::read_to_string(file).ok()?.trim().parse().ok()
+        })
     }
 
     /// What the cluster made, by name, to check it is gone after a drop.
@@ -611,9 +642,14 @@ impl Kubectl {
 
     /// `kubectl apply -f -` with `manifest`, as a user applies one.
     pub async fn apply(&self, manifest: &str) -> String {
-        self.run_with(&["apply", "-f", "-"], Some(manifest))
+        self.try_apply(manifest)
             .await
             .unwrap_or_else(|err| panic!("kubectl apply: {err}\n{manifest}"))
+    }
+
+    /// `kubectl apply -f -` with `manifest`: what it said, or why the apiserver refused it.
+    pub async fn try_apply(&self, manifest: &str) -> Result<String, String> {
+        self.run_with(&["apply", "-f", "-"], Some(manifest)).await
     }
 
     /// `kubectl get ARGS -o json`, parsed.

@@ -144,6 +144,14 @@ impl Pki {
             vec![],
         );
         leaf("front-proxy-client", "front-proxy-client", None, vec![]);
+        // The admission webhooks the tests run beside the cluster (spin-operator's), which the
+        // apiserver calls on 127.0.0.1.
+        leaf(
+            "webhook",
+            "hello-edge webhooks",
+            None,
+            vec!["127.0.0.1".into()],
+        );
         for client in Client::ALL {
             let (user, group) = client.subject(node);
             leaf(client.name(), &user, group, vec![]);

@@ -76,6 +76,11 @@ impl NodePort {
         }
     }
 
+    /// The Service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Its NodePort on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.addr.port()
