@@ -44,16 +44,6 @@ const NATIVE: App = App {
     manifest: "deploy/kubernetes/hello-edge.yaml",
 };
 
-/// A rollout, as `kubectl` starts one: a change to the pods' template (an annotation).
-const ROLL: [&str; 6] = [
-    "patch",
-    "deployment",
-    NATIVE.name,
-    "--type=merge",
-    "-p",
-    r#"{"spec":{"template":{"metadata":{"annotations":{"hello-edge.test/rollout":"1"}}}}}"#,
-];
-
 /// The clients of the steady load: each sends a request, waits the delay for its answer, and
 /// sends the next.
 const CLIENTS: usize = 200;
@@ -164,7 +154,7 @@ async fn a_rolling_update_loses_nothing(
     figures: &mut Figures,
 ) {
     let rollout = NATIVE
-        .roll_under_load(kubectl, service, CLIENTS, &ROLL)
+        .roll_under_load(kubectl, service, CLIENTS, &NATIVE.template_change())
         .await;
     figures.say(format!(
         "rolling update under {CLIENTS} clients (a connection per request): rolled in {:?}; {}",

@@ -18,14 +18,10 @@ impl Manifest {
     pub fn read(file: &'static str) -> Manifest {
         let text = std::fs::read_to_string(root().join(file))
             .unwrap_or_else(|err| panic!("read {file}: {err}"));
-        let objects = serde_yaml_ng::Deserializer::from_str(&text)
-            .map(|doc| {
-                <Value as serde::Deserialize>::deserialize(doc)
-                    .unwrap_or_else(|err| panic!("{file} is not YAML: {err}"))
-            })
-            .filter(|object| !object.is_null())
-            .collect();
-        Manifest { file, objects }
+        Manifest {
+            file,
+            objects: objects(file, &text),
+        }
     }
 
     /// The one object of this kind.
@@ -37,6 +33,17 @@ impl Manifest {
         assert!(found.next().is_none(), "{} has two of {kind}", self.file);
         object
     }
+}
+
+/// The objects of the multi-document YAML `text` (read from `file`), as JSON values.
+pub fn objects(file: &str, text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| {
+            <Value as serde::Deserialize>::deserialize(doc)
+                .unwrap_or_else(|err| panic!("{file} is not YAML: {err}"))
+        })
+        .filter(|object| !object.is_null())
+        .collect()
 }
 
 /// The port a container names `name` (`ports[].containerPort`).

@@ -41,7 +41,7 @@ pub use pki::{Client, Pki};
 pub use service::NodePort;
 pub use spin_operator::SpinOperator;
 pub use workload::{
-    App, Figures, Pod, PodWatch, Rollout, ScaleUp, assert_nothing_lost, run_as_a_user, user_env,
+    App, Figures, Pod, PodWatch, Rollout, ScaleUp, assert_nothing_lost, run_as_a_user,
 };
 
 use crate::catalogue::free_port;
@@ -642,14 +642,15 @@ impl Kubectl {
 
     /// `kubectl apply -f -` with `manifest`, as a user applies one.
     pub async fn apply(&self, manifest: &str) -> String {
-        self.try_apply(manifest)
+        self.run_with_input(&["apply", "-f", "-"], manifest)
             .await
             .unwrap_or_else(|err| panic!("kubectl apply: {err}\n{manifest}"))
     }
 
-    /// `kubectl apply -f -` with `manifest`: what it said, or why the apiserver refused it.
-    pub async fn try_apply(&self, manifest: &str) -> Result<String, String> {
-        self.run_with(&["apply", "-f", "-"], Some(manifest)).await
+    /// Runs `kubectl ARGS` with `input` on its standard input: its output, or what it said
+    /// when it failed.
+    pub async fn run_with_input(&self, args: &[&str], input: &str) -> Result<String, String> {
+        self.run_with(args, Some(input)).await
     }
 
     /// `kubectl get ARGS -o json`, parsed.

@@ -25,13 +25,11 @@ use crate::catalogue::free_port;
 use crate::client;
 use crate::oci;
 use crate::process::{Log, Process};
-use crate::tools::pinned_version;
-
-/// The operator's module, as `[workspace.metadata.tools.spin-operator]` pins it.
-const MODULE: &str = "github.com/spinkube/spin-operator";
+use crate::tools::{pinned_version, workspace_manifest};
 
 /// Where controller-runtime's webhook server listens (its default; the operator has no flag for
-/// it): every interface, port 9443. The apiserver calls it on 127.0.0.1.
+/// it): every interface, port 9443. The apiserver calls it on 127.0.0.1. Something else on the
+/// port fails the operator's start, and so the wait for its webhooks.
 const WEBHOOK_PORT: u16 = 9443;
 
 /// The operator, running; stopped on drop.
@@ -43,11 +41,11 @@ pub struct SpinOperator {
 
 impl SpinOperator {
     /// Installs the CRDs, starts the operator with its webhooks, registers them with the
-    /// apiserver, and applies the samples' RuntimeClass and executor: returns once the executor
-    /// has been admitted through the webhooks.
+    /// apiserver, and applies the samples' RuntimeClass and executor: returns once the
+    /// operator has validated the executor through its webhook.
     pub async fn install(cluster: &Cluster) -> SpinOperator {
         let version = pinned_version("spin-operator");
-        let module = module_dir(version);
+        let module = module_dir();
         let kubectl = cluster.kubectl();
         kubectl
             .ok(&[
@@ -80,6 +78,8 @@ impl SpinOperator {
             free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         );
         let mut command = Command::new(bin("spin-operator"));
+        // Its command line names the cluster's folder (the kubeconfig), which is how the
+        // cluster's sweep finds it if a run is killed.
         command
             .arg("--kubeconfig")
             .arg(kubectl.kubeconfig())
@@ -105,29 +105,42 @@ impl SpinOperator {
         let ca = std::fs::read(cluster.pki().file("ca.crt")).unwrap();
         let webhooks = std::fs::read_to_string(module.join("config/webhook/manifests.yaml"))
             .expect("the module's webhook configurations");
-        for document in documents(&webhooks) {
+        for document in documents("config/webhook/manifests.yaml", &webhooks) {
             kubectl.apply(&served_here(document, &ca).to_string()).await;
         }
         let samples = module.join("config/samples");
         kubectl
             .apply(&read(&samples.join("spin-runtime-class.yaml")))
             .await;
-        // The webhooks admit the executor once the operator serves them and the apiserver has
-        // their configuration.
+        // The webhooks are called once the apiserver has their configuration: a dry run of the
+        // executor until the operator says it validated one, then the executor itself.
         let executor = read(&samples.join("spin-shim-executor.yaml"));
+        let name = &documents("spin-shim-executor.yaml", &executor)[0]["metadata"]["name"];
+        let name = name.as_str().expect("the executor has a name").to_owned();
         let started = Instant::now();
-        loop {
-            match kubectl.try_apply(&executor).await {
-                Ok(_) => break,
-                Err(err) => assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "the executor was not admitted within 60 s: {err}\n{}",
-                    operator.log().text()
-                ),
-            }
+        while !operator.validated(&name) {
+            let tried = kubectl
+                .run_with_input(&["apply", "--dry-run=server", "-f", "-"], &executor)
+                .await;
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the operator's webhooks did not validate the executor within 60 s: {tried:?}\n{}",
+                operator.log().text()
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        kubectl.apply(&executor).await;
         operator
+    }
+
+    /// Whether its validating webhook has validated a new object named `name` (a SpinApp or a
+    /// SpinAppExecutor), as it logs each: `validate create {"name": "NAME"}`.
+    pub fn validated(&self, name: &str) -> bool {
+        let quoted = format!("\"{name}\"");
+        self.log()
+            .text()
+            .lines()
+            .any(|line| line.contains("validate create") && line.contains(&quoted))
     }
 
     /// Its log: controller-runtime's, a line each.
@@ -137,25 +150,31 @@ impl SpinOperator {
 }
 
 /// The module's folder in the Go module cache, where `cargo xtask setup` put it when it built
-/// the operator (`go mod download` fetches it again if the cache was cleared).
-fn module_dir(version: &str) -> PathBuf {
-    let out = oci::run(std::process::Command::new("go").args([
-        "mod",
-        "download",
-        "-json",
-        &format!("{MODULE}@v{version}"),
-    ]));
+/// the operator (`[workspace.metadata.tools.spin-operator]`'s `go` at its `go-version`); the
+/// cache alone is asked, never the network.
+fn module_dir() -> PathBuf {
+    let pin = &workspace_manifest()["workspace"]["metadata"]["tools"]["spin-operator"];
+    let module = format!(
+        "{}@{}",
+        pin["go"].as_str().expect("spin-operator's module"),
+        pin["go-version"].as_str().expect("its version")
+    );
+    let out = oci::run(
+        std::process::Command::new("go")
+            .args(["mod", "download", "-json", &module])
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod"),
+    );
     let info: Value = serde_json::from_str(&out).expect("go mod download -json prints JSON");
-    PathBuf::from(
-        info["Dir"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no Dir for {MODULE}@v{version}: {info}")),
-    )
+    PathBuf::from(info["Dir"].as_str().unwrap_or_else(|| {
+        panic!("{module} is not in the Go module cache (cargo xtask setup puts it there): {info}")
+    }))
 }
 
 /// A webhook configuration of the module's, with each webhook's Service
-/// (`webhook-service` in the operator's namespace) replaced by the operator on 127.0.0.1, which
-/// the cluster's CA signed, and a name of its own.
+/// (`webhook-service` in the operator's namespace, which does not exist here: the operator runs
+/// beside the cluster) replaced by the operator's address on 127.0.0.1 with the cluster's CA,
+/// which signed its certificate; named apart, as the chart prefixes them.
 fn served_here(mut configuration: Value, ca: &[u8]) -> Value {
     let name = configuration["metadata"]["name"]
         .as_str()
@@ -178,16 +197,12 @@ fn served_here(mut configuration: Value, ca: &[u8]) -> Value {
     configuration
 }
 
-/// The YAML documents of a file, as JSON.
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).expect("the module's YAML parses")
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
+/// The YAML documents of `text`, from `file`, as JSON.
+fn documents(file: &str, text: &str) -> Vec<Value> {
+    crate::manifest::objects(file, text)
 }
 
+/// A file of the module.
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }

@@ -34,6 +34,19 @@ impl App {
         )
     }
 
+    /// `kubectl patch` arguments that roll its Deployment, as any change to its pods' template
+    /// does: an annotation.
+    pub fn template_change(&self) -> [&'static str; 6] {
+        [
+            "patch",
+            "deployment",
+            self.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"metadata":{"annotations":{"hello-edge.test/rollout":"1"}}}}}"#,
+        ]
+    }
+
     /// Runs [`App::apply_command`] as a user does, by bash from the repository root, with
     /// `REGISTRY` set and the cluster's `kubectl` on the `PATH`.
     pub fn apply_as_a_user(&self, kubectl: &Kubectl, registry: &str) {
@@ -221,9 +234,7 @@ impl App {
                 .collect(),
         }
     }
-}
 
-impl App {
     /// Sends `clients` kept-alive clients' `/hello/scale` through `service` until its
     /// HorizontalPodAutoscaler (named as the app) wants more than `from` replicas, or for
     /// 150 s; then stops the load. What the HPA wanted and saw meanwhile: the caller asserts.
@@ -288,13 +299,16 @@ pub fn run_as_a_user(kubectl: &Kubectl, registry: &str, dir: &Path, command: &st
             .arg(format!("set -o pipefail; {command}"))
             .current_dir(dir)
             .env("REGISTRY", registry)
-            .envs(user_env(kubectl)),
+            .envs(user_env(kubectl))
+            // Spin's registry cache and data, in the cluster's folder rather than the user's.
+            .env("XDG_CACHE_HOME", kubectl.cache().join("user-cache"))
+            .env("SPIN_DATA_DIR", kubectl.cache().join("spin-data")),
     )
 }
 
 /// The environment a user's shell has for the cluster: its `kubectl` on the `PATH`, and the
 /// cluster's kubeconfig.
-pub fn user_env(kubectl: &Kubectl) -> Vec<(&'static str, std::ffi::OsString)> {
+fn user_env(kubectl: &Kubectl) -> Vec<(&'static str, std::ffi::OsString)> {
     let path = std::env::join_paths(
         std::iter::once(bin_dir())
             .chain(std::iter::once(crate::tools::tools_dir()))
