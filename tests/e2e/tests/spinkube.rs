@@ -338,16 +338,7 @@ async fn replicas_on_the_spinapp_take_effect(kubectl: &Kubectl, figures: &mut Fi
     for replicas in [3, 2] {
         let changed = Instant::now();
         let patch = format!(r#"{{"spec":{{"enableAutoscaling":false,"replicas":{replicas}}}}}"#);
-        kubectl
-            .ok(&[
-                "patch",
-                "spinapp",
-                SPINAPP.name,
-                "--type=merge",
-                "-p",
-                &patch,
-            ])
-            .await;
+        kubectl.ok(&spinapp_patch(&patch)).await;
         SPINAPP
             .wait_for_ready_pods(kubectl, replicas, Duration::from_secs(120))
             .await;
@@ -375,19 +366,7 @@ async fn a_spinapp_rollout_loses_requests(
     oci::push_spin_image(work, &image);
     let patch = format!(r#"{{"spec":{{"image":"{image}"}}}}"#);
     let rollout = SPINAPP
-        .roll_under_load(
-            kubectl,
-            service,
-            CLIENTS,
-            &[
-                "patch",
-                "spinapp",
-                SPINAPP.name,
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-        )
+        .roll_under_load(kubectl, service, CLIENTS, &spinapp_patch(&patch))
         .await;
     figures.say(format!(
         "a SpinApp rollout (a new image) under {CLIENTS} clients: rolled in {:?}; {}; the old \
@@ -453,6 +432,18 @@ async fn the_deployment_rolls_losing_nothing(cluster: &Cluster, figures: &mut Fi
         rollout.took, rollout.tally
     ));
     rollout.assert_drained("deployment.yaml's rolling update");
+}
+
+/// `kubectl patch` arguments that merge `patch` into the SpinApp, as a user edits it.
+fn spinapp_patch(patch: &str) -> [&str; 6] {
+    [
+        "patch",
+        "spinapp",
+        SPINAPP.name,
+        "--type=merge",
+        "-p",
+        patch,
+    ]
 }
 
 /// Each of `app`'s pods' memory peak, in MiB, and how many of its containers' starts lost the
