@@ -19,6 +19,7 @@
 //! * [`tools`]: where the pinned tools are (`cargo xtask setup` installs them).
 //! * [`oci`]: the images, a registry on loopback and the image tools, for the deploy tests.
 //! * [`manifest`]: the deploy manifests, read.
+//! * [`jaeger`]: the trace collector, run on loopback, and the traces read back from it.
 
 pub mod catalogue;
 pub mod client;
@@ -27,6 +28,7 @@ pub mod component;
 pub mod conformance;
 pub mod containerd;
 pub mod host;
+pub mod jaeger;
 pub mod load;
 pub mod manifest;
 pub mod native;

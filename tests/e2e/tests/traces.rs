@@ -1,0 +1,183 @@
+//! The hosts' traces, on a real collector: Jaeger ([`Jaeger`], built from its Go module at the
+//! pinned version) takes OTLP on loopback and gives each trace back through its query API. A
+//! client sends `traceparent`, as a traced caller does, and the host's span for that request
+//! must be in the collector, a child of the caller's span, with the HTTP semantic conventions'
+//! attributes.
+//!
+//! Spin exports over OTLP/HTTP when the standard OTLP variables name a collector; `wash dev`
+//! over OTLP/gRPC when any `OTEL_` variable is set. `wasmtime serve` has no OpenTelemetry.
+
+use std::time::Duration;
+
+use http::Method;
+use support::client::{self, Protocol};
+use support::component::WASIP2;
+use support::host::{Host, Launch, WasmHost, assert_clean};
+use support::jaeger::{Jaeger, parents, tag};
+use support::spin::SpinUp;
+use support::wash::WashDev;
+
+/// The delay Spin is given: the default, which the server span must hold.
+const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
+
+/// The caller's trace and span, as W3C Trace Context's example writes them.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// `spin up`, with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` naming the collector, exports a server
+/// span for a request carrying a `traceparent`: the caller's span is its parent, it has the HTTP
+/// attributes and the service's name, it lasts the delay, and Spin's span for running the
+/// component is its child.
+#[tokio::test]
+async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
+    let jaeger = Jaeger::start().await;
+    let endpoint = jaeger.traces_endpoint();
+    let mut spin = SpinUp::LATEST
+        .serve(
+            &WASIP2.manifest(),
+            &WASIP2.wasm(),
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+                ("OTEL_SERVICE_NAME", "hello-edge"),
+            ],
+        )
+        .await;
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let answer = client::send(
+        spin.addr(),
+        Protocol::Http1,
+        Method::GET,
+        "/hello/trace",
+        &[("traceparent".to_owned(), traceparent)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "<h1>hello, trace!</h1>");
+
+    let is_server = |span: &serde_json::Value| tag(span, "span.kind").as_deref() == Some("server");
+    let trace = jaeger
+        .spans(TRACE_ID, Duration::from_secs(30), is_server)
+        .await;
+    let server = trace.span(is_server);
+    assert_eq!(parents(server), [PARENT_ID], "{server:#}");
+    assert_eq!(trace.service(server), "hello-edge");
+    for (key, value) in [
+        ("http.request.method", "GET"),
+        ("url.path", "/hello/trace"),
+        ("http.route", "/..."),
+        ("http.response.status_code", "200"),
+        ("network.protocol.name", "http"),
+    ] {
+        assert_eq!(
+            tag(server, key).as_deref(),
+            Some(value),
+            "{key}: {server:#}"
+        );
+    }
+    let micros = server["duration"].as_u64().expect("a span's duration");
+    assert!(
+        Duration::from_micros(micros) >= DELAY,
+        "the server span ended before the delay: {micros} µs"
+    );
+    let server_id = server["spanID"].as_str().unwrap().to_owned();
+    let component = trace.span(|span| {
+        span["operationName"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("execute_wasm_component"))
+    });
+    assert_eq!(parents(component), [server_id], "{component:#}");
+
+    let stopped = spin.stop().await;
+    assert_clean(&spin.label(), &stopped.log);
+    eprintln!(
+        "spin's spans for trace {TRACE_ID}: {:?}",
+        trace
+            .spans
+            .iter()
+            .map(|span| (
+                span["operationName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                span["duration"].as_u64()
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// `wash dev` (wasmCloud's host) exports its spans over OTLP/gRPC when an `OTEL_` variable is
+/// set (it names its service `wash-runtime`): its span for a request carrying a `traceparent` is
+/// a child of the caller's span, with the HTTP attributes.
+#[tokio::test]
+async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
+    let jaeger = Jaeger::start().await;
+    let endpoint = format!("http://{}", jaeger.otlp_grpc);
+    let launch = Launch::default().and_host_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ]);
+    let mut wash = WashDev.serve(&WASIP2, &WASIP2.wasm(), &launch).await;
+    let traceparent = format!("00-{WASH_TRACE_ID}-{PARENT_ID}-01");
+    let answer = client::send(
+        wash.addr(),
+        Protocol::Http1,
+        Method::GET,
+        "/hello/trace",
+        &[("traceparent".to_owned(), traceparent)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let is_request = |span: &serde_json::Value| {
+        span["operationName"]
+            .as_str()
+            .is_some_and(|name| name.contains("handle_http_request"))
+    };
+    let trace = jaeger
+        .spans(WASH_TRACE_ID, Duration::from_secs(30), is_request)
+        .await;
+    let request = trace.span(is_request);
+    assert_eq!(parents(request), [PARENT_ID], "{request:#}");
+    for (key, value) in [
+        ("http.request.method", "GET"),
+        ("url.path", "/hello/trace"),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(
+            tag(request, key).as_deref(),
+            Some(value),
+            "{key}: {request:#}"
+        );
+    }
+    let micros = request["duration"].as_u64().expect("a span's duration");
+    assert!(
+        Duration::from_micros(micros) >= DELAY,
+        "the request's span ended before the delay: {micros} µs"
+    );
+    let request_id = request["spanID"].as_str().unwrap().to_owned();
+    let handler = trace.span(|span| span["operationName"] == "invoke_component_handler");
+    assert_eq!(parents(handler), [request_id], "{handler:#}");
+    eprintln!(
+        "wash's spans for trace {WASH_TRACE_ID}, service {:?}: {:?}",
+        trace.service(request),
+        trace
+            .spans
+            .iter()
+            .map(|span| (
+                span["operationName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                tag(span, "span.kind"),
+                span["duration"].as_u64()
+            ))
+            .collect::<Vec<_>>()
+    );
+    let stopped = wash.stop().await;
+    assert_clean(&wash.label(), &stopped.log);
+}
+
+/// Another trace for wash, so the two tests never share one.
+const WASH_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4737";
