@@ -17,7 +17,7 @@ use support::jaeger::{Jaeger, parents, tag};
 use support::spin::SpinUp;
 use support::wash::WashDev;
 
-/// The delay Spin is given: the default, which the server span must hold.
+/// The delay each host serves with: the default, which the request's span must hold.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 
 /// The caller's trace and span, as W3C Trace Context's example writes them.
@@ -82,11 +82,8 @@ async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
         "the server span ended before the delay: {micros} µs"
     );
     let server_id = server["spanID"].as_str().unwrap().to_owned();
-    let component = trace.span(|span| {
-        span["operationName"]
-            .as_str()
-            .is_some_and(|name| name.starts_with("execute_wasm_component"))
-    });
+    assert_eq!(server["operationName"], "GET /...", "{server:#}");
+    let component = trace.span(|span| span["operationName"] == "execute_wasm_component hello-edge");
     assert_eq!(parents(component), [server_id], "{component:#}");
 
     let stopped = spin.stop().await;
@@ -107,16 +104,17 @@ async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
     );
 }
 
-/// `wash dev` (wasmCloud's host) exports its spans over OTLP/gRPC when an `OTEL_` variable is
-/// set (it names its service `wash-runtime`): its span for a request carrying a `traceparent` is
-/// a child of the caller's span, with the HTTP attributes.
+/// `wash dev` (wasmCloud's host) exports its spans over OTLP/gRPC when its environment (here
+/// `dev.environment` in `.wash/config.yaml`) names a collector: its span for a request carrying
+/// a `traceparent` is a child of the caller's span, of kind internal, with the HTTP attributes,
+/// under the service `OTEL_SERVICE_NAME` names.
 #[tokio::test]
 async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
     let jaeger = Jaeger::start().await;
     let endpoint = format!("http://{}", jaeger.otlp_grpc);
     let launch = Launch::default().and_host_env(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SERVICE_NAME", "hello-edge"),
     ]);
     let mut wash = WashDev.serve(&WASIP2, &WASIP2.wasm(), &launch).await;
     let traceparent = format!("00-{WASH_TRACE_ID}-{PARENT_ID}-01");
@@ -130,16 +128,14 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
     .await
     .unwrap();
     assert_eq!(answer.status, 200);
-    let is_request = |span: &serde_json::Value| {
-        span["operationName"]
-            .as_str()
-            .is_some_and(|name| name.contains("handle_http_request"))
-    };
+    let is_request = |span: &serde_json::Value| span["operationName"] == "handle_http_request";
     let trace = jaeger
         .spans(WASH_TRACE_ID, Duration::from_secs(30), is_request)
         .await;
     let request = trace.span(is_request);
     assert_eq!(parents(request), [PARENT_ID], "{request:#}");
+    assert_eq!(trace.service(request), "hello-edge");
+    assert_eq!(tag(request, "span.kind").as_deref(), Some("internal"));
     for (key, value) in [
         ("http.request.method", "GET"),
         ("url.path", "/hello/trace"),
@@ -179,5 +175,5 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
     assert_clean(&wash.label(), &stopped.log);
 }
 
-/// Another trace for wash, so the two tests never share one.
+/// The trace wash is asked under (each test has a collector of its own).
 const WASH_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4737";

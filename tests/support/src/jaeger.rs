@@ -4,7 +4,7 @@
 //! on loopback, where the tests read a trace back by its id. It exports no telemetry of its own.
 //! Stopped on drop.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::catalogue::free_port;
 use crate::client;
 use crate::cluster::bin;
 use crate::process::{Log, Process};
@@ -41,13 +40,16 @@ impl Jaeger {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let port = || {
-            SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            )
-        };
-        let (otlp_http, otlp_grpc, query, query_grpc) = (port(), port(), port(), port());
+        // Four distinct free ports: each held until all four are picked.
+        let held: Vec<TcpListener> = (0..4)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port"))
+            .collect();
+        let ports: Vec<SocketAddr> = held
+            .iter()
+            .map(|listener| listener.local_addr().unwrap())
+            .collect();
+        drop(held);
+        let (otlp_http, otlp_grpc, query, query_grpc) = (ports[0], ports[1], ports[2], ports[3]);
         // The all-in-one's pipeline (OTLP in, the memory store, the query service) with every
         // address on loopback, no batching (a span is queryable as soon as it arrives), and
         // Jaeger's own traces and metrics off.
