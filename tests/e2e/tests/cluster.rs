@@ -387,19 +387,11 @@ async fn a_full_pod_is_unready_but_not_restarted(
 /// Whether the Service's endpoint at `ip` is ready, as its EndpointSlice says; `None` while it
 /// has none there.
 async fn endpoint_ready(kubectl: &Kubectl, ip: &str) -> Option<bool> {
-    let slices = kubectl
-        .get(&[
-            "endpointslices",
-            "--selector",
-            &format!("kubernetes.io/service-name={}", NATIVE.name),
-        ])
-        .await;
-    slices["items"]
-        .as_array()?
-        .iter()
-        .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
-        .find(|endpoint| endpoint["addresses"][0] == ip)?["conditions"]["ready"]
-        .as_bool()
+    cluster::endpoints(kubectl, NATIVE.name)
+        .await
+        .into_iter()
+        .find(|(address, _)| address == ip)
+        .map(|(_, ready)| ready)
 }
 
 /// The messages of the kubelet's `Unhealthy` events for `pod`: its probes' failures.

@@ -43,16 +43,7 @@ async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
             ],
         )
         .await;
-    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-    let answer = client::send(
-        spin.addr(),
-        Protocol::Http1,
-        Method::GET,
-        "/hello/trace",
-        &[("traceparent".to_owned(), traceparent)],
-    )
-    .await
-    .unwrap();
+    let answer = ask_under(spin.addr(), TRACE_ID).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "<h1>hello, trace!</h1>");
 
@@ -63,23 +54,15 @@ async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
     let server = trace.span(is_server);
     assert_eq!(parents(server), [PARENT_ID], "{server:#}");
     assert_eq!(trace.service(server), "hello-edge");
-    for (key, value) in [
-        ("http.request.method", "GET"),
-        ("url.path", "/hello/trace"),
-        ("http.route", "/..."),
-        ("http.response.status_code", "200"),
-        ("network.protocol.name", "http"),
-    ] {
-        assert_eq!(
-            tag(server, key).as_deref(),
-            Some(value),
-            "{key}: {server:#}"
-        );
-    }
-    let micros = server["duration"].as_u64().expect("a span's duration");
-    assert!(
-        Duration::from_micros(micros) >= DELAY,
-        "the server span ended before the delay: {micros} µs"
+    assert_request_span(
+        server,
+        &[
+            ("http.request.method", "GET"),
+            ("url.path", "/hello/trace"),
+            ("http.route", "/..."),
+            ("http.response.status_code", "200"),
+            ("network.protocol.name", "http"),
+        ],
     );
     let server_id = server["spanID"].as_str().unwrap().to_owned();
     assert_eq!(server["operationName"], "GET /...", "{server:#}");
@@ -117,16 +100,7 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
         ("OTEL_SERVICE_NAME", "hello-edge"),
     ]);
     let mut wash = WashDev.serve(&WASIP2, &WASIP2.wasm(), &launch).await;
-    let traceparent = format!("00-{WASH_TRACE_ID}-{PARENT_ID}-01");
-    let answer = client::send(
-        wash.addr(),
-        Protocol::Http1,
-        Method::GET,
-        "/hello/trace",
-        &[("traceparent".to_owned(), traceparent)],
-    )
-    .await
-    .unwrap();
+    let answer = ask_under(wash.addr(), WASH_TRACE_ID).await;
     assert_eq!(answer.status, 200);
     let is_request = |span: &serde_json::Value| span["operationName"] == "handle_http_request";
     let trace = jaeger
@@ -136,21 +110,13 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
     assert_eq!(parents(request), [PARENT_ID], "{request:#}");
     assert_eq!(trace.service(request), "hello-edge");
     assert_eq!(tag(request, "span.kind").as_deref(), Some("internal"));
-    for (key, value) in [
-        ("http.request.method", "GET"),
-        ("url.path", "/hello/trace"),
-        ("http.response.status_code", "200"),
-    ] {
-        assert_eq!(
-            tag(request, key).as_deref(),
-            Some(value),
-            "{key}: {request:#}"
-        );
-    }
-    let micros = request["duration"].as_u64().expect("a span's duration");
-    assert!(
-        Duration::from_micros(micros) >= DELAY,
-        "the request's span ended before the delay: {micros} µs"
+    assert_request_span(
+        request,
+        &[
+            ("http.request.method", "GET"),
+            ("url.path", "/hello/trace"),
+            ("http.response.status_code", "200"),
+        ],
     );
     let request_id = request["spanID"].as_str().unwrap().to_owned();
     let handler = trace.span(|span| span["operationName"] == "invoke_component_handler");
@@ -177,3 +143,31 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
 
 /// The trace wash is asked under (each test has a collector of its own).
 const WASH_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4737";
+
+/// A host's span for the request: each of `tags` as given, and it lasts at least the delay, as
+/// the request did.
+fn assert_request_span(span: &serde_json::Value, tags: &[(&str, &str)]) {
+    for (key, value) in tags {
+        assert_eq!(tag(span, key).as_deref(), Some(*value), "{key}: {span:#}");
+    }
+    let micros = span["duration"].as_u64().expect("a span's duration");
+    assert!(
+        Duration::from_micros(micros) >= DELAY,
+        "the request's span ended before the delay: {micros} µs: {span:#}"
+    );
+}
+
+/// `GET /hello/trace` of the host at `addr`, as a caller in trace `trace_id` whose span is
+/// [`PARENT_ID`] sends it.
+async fn ask_under(addr: std::net::SocketAddr, trace_id: &str) -> client::Answer {
+    let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
+    client::send(
+        addr,
+        Protocol::Http1,
+        Method::GET,
+        "/hello/trace",
+        &[("traceparent".to_owned(), traceparent)],
+    )
+    .await
+    .unwrap()
+}

@@ -41,7 +41,7 @@ pub use pki::{Client, Pki};
 pub use service::NodePort;
 pub use spin_operator::SpinOperator;
 pub use workload::{
-    App, Figures, Pod, PodWatch, Rollout, ScaleUp, assert_nothing_lost, run_as_a_user,
+    App, Figures, Pod, PodWatch, Rollout, ScaleUp, assert_nothing_lost, endpoints, run_as_a_user,
 };
 
 use crate::catalogue::free_port;

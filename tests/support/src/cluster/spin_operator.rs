@@ -23,6 +23,7 @@ use tokio::process::Command;
 use super::{Cluster, bin};
 use crate::catalogue::free_port;
 use crate::client;
+use crate::manifest::objects;
 use crate::oci;
 use crate::process::{Log, Process};
 use crate::tools::{pinned_version, workspace_manifest};
@@ -105,7 +106,7 @@ impl SpinOperator {
         let ca = std::fs::read(cluster.pki().file("ca.crt")).unwrap();
         let webhooks = std::fs::read_to_string(module.join("config/webhook/manifests.yaml"))
             .expect("the module's webhook configurations");
-        for document in documents("config/webhook/manifests.yaml", &webhooks) {
+        for document in objects("config/webhook/manifests.yaml", &webhooks) {
             kubectl.apply(&served_here(document, &ca).to_string()).await;
         }
         let samples = module.join("config/samples");
@@ -115,7 +116,7 @@ impl SpinOperator {
         // The webhooks are called once the apiserver has their configuration: a dry run of the
         // executor until the operator says it validated one, then the executor itself.
         let executor = read(&samples.join("spin-shim-executor.yaml"));
-        let name = &documents("spin-shim-executor.yaml", &executor)[0]["metadata"]["name"];
+        let name = &objects("spin-shim-executor.yaml", &executor)[0]["metadata"]["name"];
         let name = name.as_str().expect("the executor has a name").to_owned();
         let started = Instant::now();
         while !operator.validated(&name) {
@@ -195,11 +196,6 @@ fn served_here(mut configuration: Value, ca: &[u8]) -> Value {
         });
     }
     configuration
-}
-
-/// The YAML documents of `text`, from `file`, as JSON.
-fn documents(file: &str, text: &str) -> Vec<Value> {
-    crate::manifest::objects(file, text)
 }
 
 /// A file of the module.

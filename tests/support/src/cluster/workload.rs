@@ -151,20 +151,11 @@ impl App {
                 .into_values()
                 .map(|pod| pod.ip)
                 .collect();
-            let slices = kubectl
-                .get(&[
-                    "endpointslices",
-                    "--selector",
-                    &format!("kubernetes.io/service-name={service}"),
-                ])
-                .await;
-            let endpoints: BTreeSet<String> = slices["items"]
-                .as_array()
+            let endpoints: BTreeSet<String> = endpoints(kubectl, service)
+                .await
                 .into_iter()
-                .flatten()
-                .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
-                .filter(|endpoint| endpoint["conditions"]["ready"] == true)
-                .filter_map(|endpoint| endpoint["addresses"][0].as_str().map(str::to_owned))
+                .filter(|(_, ready)| *ready)
+                .map(|(ip, _)| ip)
                 .collect();
             if endpoints == pods {
                 break;
@@ -288,6 +279,28 @@ pub struct ScaleUp {
     pub seen: Vec<String>,
     /// What the clients saw.
     pub tally: Tally,
+}
+
+/// The endpoints of the Service `service`, as its EndpointSlices list them: each address, and
+/// whether it is ready.
+pub async fn endpoints(kubectl: &Kubectl, service: &str) -> Vec<(String, bool)> {
+    let slices = kubectl
+        .get(&[
+            "endpointslices",
+            "--selector",
+            &format!("kubernetes.io/service-name={service}"),
+        ])
+        .await;
+    slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|slice| slice["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter_map(|endpoint| {
+            let ip = endpoint["addresses"][0].as_str()?.to_owned();
+            Some((ip, endpoint["conditions"]["ready"] == true))
+        })
+        .collect()
 }
 
 /// Runs `command` by bash in `dir` as a user types it, with `REGISTRY` set, the cluster's
