@@ -402,6 +402,9 @@ mod tests {
         assert_eq!(get("/hello/%ZZ").route(), Some("hello"));
         assert_eq!(call(&Method::POST, "/healthz").route(), Some("healthz"));
         assert_eq!(get("/nope").route(), None);
+        assert_eq!(get("/hello/x").route_template(), Some("/hello/{name}"));
+        assert_eq!(get("/").route_template(), Some("/"));
+        assert_eq!(get("/nope").route_template(), None);
         let mut big = HeaderMap::new();
         big.insert("x-big", HeaderValue::from_str(&"a".repeat(9_000)).unwrap());
         assert_eq!(

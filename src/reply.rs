@@ -103,6 +103,14 @@ impl Reply {
         self.route
     }
 
+    /// The path template of the route the request's path named ([`Route::TEMPLATES`]:
+    /// `/hello/{name}`), when [`Reply::route`] names one: a trace's `http.route`.
+    ///
+    /// [`Route::TEMPLATES`]: crate::Route::TEMPLATES
+    pub fn route_template(&self) -> Option<&'static str> {
+        crate::Route::template_of(self.route?)
+    }
+
     /// How long the host waits before sending the answer: the configured delay for a page,
     /// zero for the health check and every refusal.
     pub fn delay(&self) -> Duration {

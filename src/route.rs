@@ -43,6 +43,16 @@ impl<'a> Route<'a> {
     /// Every route's name, in the order of [`Route`]'s variants: what a host's metrics label.
     pub const NAMES: [&'static str; 3] = ["index", "hello", "healthz"];
 
+    /// Every route's path template, in the order of [`Route::NAMES`]: what a trace names as its
+    /// `http.route` (OpenTelemetry's HTTP semantic conventions).
+    pub const TEMPLATES: [&'static str; 3] = ["/", "/hello/{name}", HEALTH_PATH];
+
+    /// The template of the route named `name` (one of [`Route::NAMES`]).
+    pub fn template_of(name: &str) -> Option<&'static str> {
+        let at = Self::NAMES.iter().position(|known| *known == name)?;
+        Some(Self::TEMPLATES[at])
+    }
+
     /// The route's name, as a host labels what it served: one of [`Route::NAMES`].
     pub fn name(&self) -> &'static str {
         let [index, hello, health] = Self::NAMES;
@@ -108,6 +118,22 @@ mod tests {
         match Route::from_path(path).expect("a route") {
             Route::Hello(raw) => decode_name(raw).map(Cow::into_owned),
             Route::Index | Route::Health => panic!("{path} is not a hello path"),
+        }
+    }
+
+    #[test]
+    fn each_route_has_its_template() {
+        assert_eq!(Route::template_of("index"), Some("/"));
+        assert_eq!(Route::template_of("hello"), Some("/hello/{name}"));
+        assert_eq!(Route::template_of("healthz"), Some("/healthz"));
+        assert_eq!(Route::template_of("nope"), None);
+        // Each template names the paths of its route, and no other route's.
+        for (template, name) in Route::TEMPLATES.iter().zip(Route::NAMES) {
+            let path = template.replace("{name}", "x");
+            assert_eq!(
+                Route::from_path(&path).map(|route| route.name()),
+                Some(name)
+            );
         }
     }
 
