@@ -9,18 +9,22 @@
 //!   completes, then drains the requests in flight; it starts the admin listener beside it.
 //! * [`admin`]: the admin listener (liveness and `/metrics`), outside the connection cap, and
 //!   [`metrics`], what it exposes.
+//! * [`traces`]: each request's span, and its export over OTLP when the OpenTelemetry
+//!   environment names a collector.
 //! * `accept`: accepting under a connection cap and through accept errors, for both listeners.
 //! * `requests`: the count of requests in flight, which the drain and the metrics read.
 //! * [`env`]: the environment variables the binary reads, where a flag is not given.
 //! * [`shutdown_signal`]: the future the binary hands to [`server::run`]: SIGINT or SIGTERM.
 //!
-//! The modules depend one way: `server` on `admin`, `accept`, `metrics` and `requests`;
-//! `admin` on `accept` and `metrics`; `accept` on `metrics`; `metrics` on `requests`; `requests`
-//! on nothing (`tests/modules.rs` reads the sources and fails on a circle).
+//! The modules depend one way: `server` on `admin`, `accept`, `metrics`, `requests` and
+//! `traces`; `admin` on `accept` and `metrics`; `accept` on `metrics`; `metrics` on `requests`;
+//! `requests` and `traces` on nothing (`tests/modules.rs` reads the sources and fails on a
+//! circle).
 
 pub mod admin;
 pub mod metrics;
 pub mod server;
+pub mod traces;
 
 mod accept;
 mod requests;

@@ -10,8 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use hello_edge::Delay;
+use hello_edge_native::traces::{self, Traces};
 use hello_edge_native::{ServerConfig, Shutdown, env};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,8 +90,23 @@ impl std::fmt::Display for DelayMs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match serve(cli) {
+    let otel = traces::Settings::from_env(|name| std::env::var(name).ok());
+    let exporter = otel.endpoint.as_ref().map(|_| Traces::start());
+    let traces = exporter.as_ref().and_then(|started| started.as_ref().ok());
+    init_logging(cli.log_format, traces);
+    for warning in &otel.warnings {
+        tracing::warn!("{warning}");
+    }
+    match (&otel.endpoint, &exporter) {
+        (Some(endpoint), Some(Ok(_))) => tracing::info!(endpoint, "exporting traces over OTLP"),
+        (_, Some(Err(err))) => tracing::error!("no traces are exported: {err:#}"),
+        _ => {}
+    }
+    let outcome = serve(cli);
+    if let Some(Ok(traces)) = exporter {
+        traces.shutdown();
+    }
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hello-edge: {err:#}");
@@ -109,23 +127,29 @@ impl Cli {
     }
 }
 
-/// Logs to stderr with tracing, filtered by `RUST_LOG` (default: info for hello-edge's crates).
-/// Text is coloured only on a terminal and never when `NO_COLOR` is set (no-color.org).
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("hello_edge=info,hello_edge_native=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
+/// The log's filter when `RUST_LOG` is not set: hello-edge's crates at info, and the warnings of
+/// the OpenTelemetry SDK and exporter (spans dropped, an export that failed).
+const DEFAULT_LOG: &str = "hello_edge=info,hello_edge_native=info,opentelemetry=warn";
+
+/// Logs to stderr with tracing, filtered by `RUST_LOG` (default: [`DEFAULT_LOG`]), and, with
+/// `traces`, exports each request's span. Text is coloured only on a terminal and never when
+/// `NO_COLOR` is set (no-color.org). The filter is the log's own: it never hides a request's
+/// span from the exporter, which takes those spans only.
+fn init_logging(format: LogFormat, traces: Option<&Traces>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => {
             let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            builder
-                .with_ansi(std::io::stderr().is_terminal() && !no_color)
-                .init();
+            log.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .boxed()
         }
-        LogFormat::Json => builder.json().with_ansi(false).init(),
-    }
+        LogFormat::Json => log.json().with_ansi(false).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(traces.map(Traces::layer))
+        .init();
 }
 
 fn serve(args: Cli) -> anyhow::Result<ExitCode> {
