@@ -76,7 +76,7 @@ impl Settings {
     /// Reads the variables through `var` (`std::env::var(name).ok()` in the binary).
     ///
     /// It exports when [`env::TRACES_ENDPOINT`] or [`env::ENDPOINT`] is set and not empty, and
-    /// [`env::SDK_DISABLED`] is not `true` (in any case), as Spin decides.
+    /// [`env::SDK_DISABLED`] is not `true` (in any case), as the specification says.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Settings {
         let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
         let disabled =
@@ -94,20 +94,20 @@ impl Settings {
                 if protocol.trim() != HTTP_PROTOBUF {
                     warnings.push(format!(
                         "{name}={protocol:?} is not supported by this build: the traces are \
-                         sent as {HTTP_PROTOBUF} (a gRPC collector takes it on port 4318)"
+                         sent as {HTTP_PROTOBUF}, to the collector's OTLP/HTTP port (4318 by \
+                         default)"
                     ));
                 }
                 break;
             }
         }
-        if endpoint
+        if let Some(url) = endpoint
             .as_deref()
-            .is_some_and(|url| url.trim_start().starts_with("https:"))
+            .filter(|url| url.trim().starts_with("https:"))
         {
             warnings.push(format!(
-                "the OTLP endpoint {:?} is HTTPS, which this build does not speak: export fails \
-                 until it is plain HTTP (a collector beside the server, or a sidecar)",
-                endpoint.as_deref().unwrap_or_default()
+                "the OTLP endpoint {url:?} is HTTPS, which this build does not speak: export fails \
+                 until it is plain HTTP (a collector beside the server, or a sidecar)"
             ));
         }
         Settings { endpoint, warnings }
@@ -335,6 +335,11 @@ mod tests {
             (env::TRACES_PROTOCOL, "http/protobuf"),
         ]);
         assert!(traces.warnings.is_empty(), "{traces:?}");
+        let https = settings(&[(env::ENDPOINT, "https://c:4318")]);
+        assert!(
+            https.warnings[0].contains("\"https://c:4318\" is HTTPS"),
+            "{https:?}"
+        );
         let json = settings(&[on, (env::TRACES_PROTOCOL, "http/json")]);
         assert!(json.warnings[0].contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"http/json\""));
     }
