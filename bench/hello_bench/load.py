@@ -63,8 +63,10 @@ H2_CONNECTIONS = 250
 H2_THREADS = 2
 # Servers that run only the scenarios named here: bare hyper on hyper-util's auto builder, for
 # what that builder holds per waiting connection beside plain HTTP/1.1 (the native server tells
-# HTTP/1.1 from HTTP/2 without it).
-OWN_SCENARIOS = {"bare-hyper-auto": ("delay 500 ms, C=10,000",)}
+# HTTP/1.1 from HTTP/2 without it); the native server exporting every request's span, for what
+# traces cost (report.TRACES).
+OWN_SCENARIOS = {"bare-hyper-auto": ("delay 500 ms, C=10,000",),
+                 "native-traced": ("delay 500 ms, C=10,000",)}
 SCENARIOS = [
     Scenario("delay 500 ms, C=1,000", "delayed", 500, 1_000, "/hello/bench"),
     Scenario("delay 500 ms, C=10,000", "delayed", 500, 10_000, "/hello/bench"),

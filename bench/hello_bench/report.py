@@ -110,11 +110,36 @@ def markdown(results: list[Result], meta: dict, cat: Catalogue) -> str:
                   "| --- |" + " ---: |" * len(shown)]
         for s in measured:
             lines.append(f"| {s.name} | " + " | ".join(cells[s.name][i] for i in shown) + " |")
+    lines += traces_markdown(results, cat)
     # How the measured servers run, as the catalogue says, then what bounds the scenarios.
     ran = {r.server for r in results}
     notes = " ".join([n["text"] for n in cat.notes if ran & set(n["servers"])] + [SCALE_NOTE])
     lines += ["", notes, ""]
     return "\n".join(lines)
+
+
+# What traces cost: the native server exporting every request's span, beside it with none, in the
+# scenario both run.
+TRACES = ("native-traced", "native", "delay 500 ms, C=10,000")
+
+
+def traces_markdown(results: list[Result], cat: Catalogue) -> list[str]:
+    """The traces' cost, if both servers ran: each one's req/s, CPU per request and peak RSS,
+    and traced ÷ untraced of each."""
+    traced, plain, scenario = TRACES
+    a, b = find(results, traced, scenario), find(results, plain, scenario)
+    if a is None or b is None or not a.rps or not b.rps:
+        return []
+    per_request = {r.server: r.server_cpu / r.rps * 1e6 for r in (a, b)}
+    lines = ["", f"## What traces cost: {scenario} (same run)", "",
+             "Every request a span, exported over OTLP/HTTP to a collector on the same machine, beside the "
+             "same server with no collector named (no exporter runs). CPU is the server's alone.", "",
+             "| server | req/s | CPU per request | peak RSS |", "| --- | ---: | ---: | ---: |"]
+    for r in (a, b):
+        lines.append(f"| {cat.labels[r.server]} | {r.rps:,.0f} | {per_request[r.server]:.1f} µs | {_peak(r)} |")
+    rss = f"{a.peak_rss / b.peak_rss:.2f}" if a.peak_rss and b.peak_rss else "–"
+    lines.append(f"| traced ÷ untraced | {ratio(a, b)} | {per_request[traced] / per_request[plain]:.2f} | {rss} |")
+    return lines
 
 
 def sweep_markdown(sweep: list[Result], cat: Catalogue) -> str:

@@ -51,3 +51,24 @@ def test_the_notes_are_those_of_the_servers_measured():
     text = report.markdown([waiting(peak_rss=0)], META, CATALOGUE)
     assert "spin up tuned: its note." in text
     assert "The native server's note." not in text
+
+
+def traced(server: str, rps: float, cpu: float, peak_rss: int) -> Result:
+    """A row of the traces' scenario."""
+    return Result(server=server, scenario="delay 500 ms, C=10,000", delay_ms=500, connections=10_000,
+                  streams=10_000, rps=rps, p50_ms=500.0, p99_ms=510.0, errors=0, error_kinds={},
+                  peak_rss=peak_rss, idle_rss=0, server_cpu=cpu)
+
+
+def test_the_traces_cost_is_traced_over_untraced():
+    cat = Catalogue(servers=[Server("native", "hello-edge native"),
+                             Server("native-traced", "hello-edge native, traced")],
+                    sweep=[], instances=[], cold_starts=[], components={}, versions={}, notes=[])
+    results = [traced("native", 20_000.0, 0.5, 100 * 2**20),
+               traced("native-traced", 19_000.0, 0.57, 120 * 2**20)]
+    text = report.markdown(results, META, cat)
+    assert "| hello-edge native, traced | 19,000 | 30.0 µs | 120.0 MiB |" in text
+    assert "| hello-edge native | 20,000 | 25.0 µs | 100.0 MiB |" in text
+    assert "| traced ÷ untraced | 0.95 | 1.20 | 1.20 |" in text
+    # Without both, no section.
+    assert "What traces cost" not in report.markdown(results[:1], META, cat)

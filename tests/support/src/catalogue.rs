@@ -21,8 +21,10 @@ use tokio::process::Command;
 
 use crate::client::Protocol;
 use crate::component::{Component, NOOP_WASIP2, NOOP_WASIP3, WASIP2, WASIP3};
-use crate::host::{Host, Launch, WasmHost, wait_until_answering};
+use crate::host::{BoxFuture, Host, Launch, Served, Stopped, WasmHost, wait_until_answering};
+use crate::jaeger::Jaeger;
 use crate::native::NativeBinary;
+use crate::process::Log;
 use crate::spin::SpinUp;
 use crate::tools::root;
 use crate::wash::WashDev;
@@ -74,6 +76,9 @@ pub enum Serve {
 pub enum Program {
     /// The native server, as built in release (`target/release/hello-edge`).
     Native,
+    /// The native server exporting every request's span ([`TRACED_ENV`]) to a Jaeger started
+    /// beside it, the tests' collector ([`Jaeger`]).
+    NativeTraced,
     /// The least a hyper server does (`target/release/bare-hyper`, bench/bare-hyper).
     BareHyper,
     /// The seed's aiohttp server, in the benchmark's virtualenv (bench/seed_aiohttp.py).
@@ -85,7 +90,9 @@ impl Program {
     fn command(self) -> Command {
         let root = root();
         match self {
-            Program::Native => Command::new(root.join("target/release/hello-edge")),
+            Program::Native | Program::NativeTraced => {
+                Command::new(root.join("target/release/hello-edge"))
+            }
             Program::BareHyper => Command::new(root.join("target/release/bare-hyper")),
             Program::Seed => {
                 let mut command = Command::new(root.join("bench/.venv/bin/python"));
@@ -93,6 +100,40 @@ impl Program {
                 command
             }
         }
+    }
+}
+
+/// The traced native server's environment, beside the collector's endpoint: every request
+/// sampled, whatever its caller decided.
+pub const TRACED_ENV: [(&str, &str); 1] = [("OTEL_TRACES_SAMPLER", "always_on")];
+
+/// A host with the collector it exports to, which lives as long as it does.
+struct WithCollector {
+    host: Served,
+    #[allow(dead_code)] // Held: stopped on drop.
+    jaeger: Jaeger,
+}
+
+impl Host for WithCollector {
+    fn label(&self) -> String {
+        self.host.label()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.host.addr()
+    }
+
+    fn log(&self) -> Log {
+        self.host.log()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.host.pid()
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Stopped> {
+        // The collector stops after it, on drop.
+        self.host.stop()
     }
 }
 
@@ -113,7 +154,7 @@ impl Server {
         matches!(
             self.serve,
             Serve::Program {
-                program: Program::Native | Program::BareHyper,
+                program: Program::Native | Program::NativeTraced | Program::BareHyper,
                 ..
             }
         )
@@ -155,6 +196,17 @@ impl Server {
                             .replace("{protocol}", protocol),
                     );
                 }
+                let collector = match program {
+                    Program::NativeTraced => {
+                        let jaeger = Jaeger::start().await;
+                        command.envs(TRACED_ENV).env(
+                            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                            jaeger.traces_endpoint(),
+                        );
+                        Some(jaeger)
+                    }
+                    _ => None,
+                };
                 let mut binary = NativeBinary::program(self.label.clone(), command).await;
                 let addr = binary.addr();
                 wait_until_answering(
@@ -164,7 +216,13 @@ impl Server {
                     run.protocol,
                 )
                 .await;
-                Box::new(binary)
+                match collector {
+                    Some(jaeger) => Box::new(WithCollector {
+                        host: binary,
+                        jaeger,
+                    }),
+                    None => Box::new(binary),
+                }
             }
             Serve::Component {
                 host,
@@ -263,6 +321,21 @@ pub fn servers() -> Vec<Server> {
             Program::BareHyper,
             &["{addr}", "{delay_ms}", "auto"],
         ),
+        // The same, exporting every request's span to a collector beside it: what traces cost.
+        program(
+            "native-traced",
+            "hello-edge native, traced",
+            false,
+            Program::NativeTraced,
+            &[
+                "--listen",
+                "{addr}",
+                "--delay-ms",
+                "{delay_ms}",
+                "--max-connections",
+                "30000",
+            ],
+        ),
     ];
     for host in WASM_HOSTS {
         for (component, noop) in [(&WASIP3, &NOOP_WASIP3), (&WASIP2, &NOOP_WASIP2)] {
@@ -345,7 +418,7 @@ pub fn notes() -> Vec<(Vec<String>, String)> {
     let mut notes = Vec::new();
     for server in &servers {
         if let Serve::Program {
-            program: Program::Native,
+            program: program @ (Program::Native | Program::NativeTraced),
             args,
         } = &server.serve
         {
@@ -356,7 +429,21 @@ pub fn notes() -> Vec<(Vec<String>, String)> {
                 .flatten()
                 .copied()
                 .collect();
-            let text = format!("The native server runs with `{}`.", own.join(" "));
+            let text = match program {
+                Program::NativeTraced => format!(
+                    "The traced native server runs with `{}` and `{}` in its environment, and \
+                     exports over OTLP/HTTP to Jaeger {} on loopback (memory store, no \
+                     batching), started beside it.",
+                    own.join(" "),
+                    TRACED_ENV
+                        .iter()
+                        .map(|(name, value)| format!("{name}={value}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    crate::tools::pinned_version("jaeger"),
+                ),
+                _ => format!("The native server runs with `{}`.", own.join(" ")),
+            };
             notes.push((vec![server.name.clone()], text));
         }
     }
