@@ -5,7 +5,8 @@
 //! attributes.
 //!
 //! Spin exports over OTLP/HTTP when the standard OTLP variables name a collector; `wash dev`
-//! over OTLP/gRPC when any `OTEL_` variable is set. `wasmtime serve` has no OpenTelemetry.
+//! over OTLP/gRPC when any `OTEL_` variable is set. `wasmtime serve` has no OpenTelemetry. The
+//! native server's spans are checked beside its binary, in `native/tests/traces.rs`.
 
 use std::time::Duration;
 
