@@ -178,7 +178,8 @@ fn service_named() -> bool {
 }
 
 /// A request's span, named and given its attributes as the HTTP semantic conventions say for a
-/// server span, and parented on the caller's `traceparent` (with its `tracestate`) if the request
+/// server span (the required and recommended ones; `network.protocol.name` is left out, as the
+/// conventions allow when it is `http`, and so is the opt-in `client.port`), and parented on the caller's `traceparent` (with its `tracestate`) if the request
 /// carries a valid one; a malformed one is ignored, and the span starts a trace of its own.
 ///
 /// It starts now and ends when it is dropped: the caller holds it until the answer is sent, so
@@ -211,12 +212,11 @@ pub fn request_span(
         url.scheme = "http",
         url.path = request.uri().path(),
         http.route = route,
-        http.response.status_code = status,
-        network.protocol.name = "http",
+        // Integers as i64: tracing-opentelemetry records a u64 as its text.
+        http.response.status_code = i64::from(status),
         network.protocol.version = protocol_version(request.version()),
         client.address = %peer.ip(),
-        client.port = peer.port(),
-        hello_edge.delay_ms = reply.delay().as_millis() as u64,
+        hello_edge.delay_ms = i64::try_from(reply.delay().as_millis()).unwrap_or(i64::MAX),
     );
     if !span.is_disabled() && request.headers().contains_key("traceparent") {
         let extractor = opentelemetry_http::HeaderExtractor(request.headers());
