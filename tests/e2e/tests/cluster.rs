@@ -10,7 +10,10 @@
 //! 4. the PodDisruptionBudget refuses to let a drain take both replicas;
 //! 5. the HorizontalPodAutoscaler scales up under load, and back down once idle;
 //! 6. a pod at its connection cap goes unready, leaves the Service, is not restarted, and comes
-//!    back once its load goes.
+//!    back once its load goes;
+//! 7. with a collector named in the Deployment, as its comment says, a request through the
+//!    Service with a `traceparent` leaves a span in the collector (Jaeger, taking OTLP on the
+//!    pods' gateway) from the pod that answered.
 //!
 //! `deploy/spinkube/` has its own test on a cluster of its own, `spinkube.rs`.
 //!
@@ -24,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use support::client::{self, Protocol};
 use support::cluster::{
-    self, App, Cluster, Figures, Kubectl, NODE, NodePort, Pod, PodWatch, PortForward, ScaleUp,
-    assert_nothing_lost,
+    self, App, Cluster, Figures, Kubectl, NODE, NODE_IP, NodePort, Pod, PodWatch, PortForward,
+    ScaleUp, assert_nothing_lost,
 };
 use support::conformance;
 use support::host::Host;
+use support::jaeger::{Jaeger, parents};
 use support::load::{Connections, Load};
 use support::oci;
 use support::process::raise_open_file_limit;
@@ -76,6 +80,7 @@ async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
     the_budget_holds_a_drain(&kubectl, &service, &mut figures).await;
     the_autoscaler_scales(&kubectl, &service, &mut figures).await;
     a_full_pod_is_unready_but_not_restarted(&kubectl, &service, &mut figures).await;
+    a_request_leaves_a_span_from_the_pod_that_answered(&kubectl, &service, &mut figures).await;
 
     drop(service);
     drop(cluster);
@@ -381,6 +386,74 @@ async fn a_full_pod_is_unready_but_not_restarted(
          and no liveness failure, Ready again {back_in:?} after the load went; its clients: \
          {tally}",
         CAP * 2
+    ));
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set on the Deployment, as an operator sets it, each request
+/// through the Service with a `traceparent` leaves one span in the collector: a child of the
+/// caller's span, named for its route, from one of the pods then running, as the manifest's
+/// `OTEL_RESOURCE_ATTRIBUTES` names it (`k8s.pod.name`).
+async fn a_request_leaves_a_span_from_the_pod_that_answered(
+    kubectl: &Kubectl,
+    service: &NodePort,
+    figures: &mut Figures,
+) {
+    const PARENT_ID: &str = "00f067aa0ba902b7";
+    let jaeger = Jaeger::start_on(NODE_IP).await;
+    let endpoint = format!("http://{}", jaeger.otlp_http);
+    let rolled = Instant::now();
+    kubectl
+        .ok(&[
+            "set",
+            "env",
+            &format!("deployment/{}", NATIVE.name),
+            &format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}"),
+        ])
+        .await;
+    NATIVE.rollout_status(kubectl).await;
+    NATIVE
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
+        .await;
+    NATIVE.wait_for_endpoints(kubectl, NATIVE.name).await;
+    let rolled = rolled.elapsed();
+    let pods: BTreeSet<String> = NATIVE.pods(kubectl).await.into_keys().collect();
+    let mut answered_by = BTreeMap::new();
+    for i in 0..6 {
+        let trace_id = format!("4bf92f3577b34da6a3ce929d0e0e47{i:02}");
+        let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
+        let answer = client::send(
+            service.addr(),
+            Protocol::Http1,
+            http::Method::GET,
+            "/hello/cluster",
+            &[("traceparent".to_owned(), traceparent)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        let trace = jaeger
+            .spans(&trace_id, Duration::from_secs(30), |_| true)
+            .await;
+        let span = trace.span(|_| true);
+        assert_eq!(span["operationName"], "GET /hello/{name}", "{span:#}");
+        assert_eq!(parents(span), [PARENT_ID], "{span:#}");
+        assert_eq!(trace.service(span), "hello-edge", "{span:#}");
+        let process = &trace.processes[span["processID"].as_str().unwrap()];
+        let pod = process["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|tag| tag["key"] == "k8s.pod.name")
+            .and_then(|tag| tag["value"].as_str())
+            .unwrap_or_else(|| panic!("no k8s.pod.name on the span's resource: {process:#}"))
+            .to_owned();
+        assert!(pods.contains(&pod), "{pod} is not one of the pods {pods:?}");
+        *answered_by.entry(pod).or_insert(0) += 1;
+    }
+    figures.say(format!(
+        "traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, rolled out in {rolled:?}; 6 requests \
+         through the Service, each a span in Jaeger, a child of the caller's, by pod: \
+         {answered_by:?}"
     ));
 }
 

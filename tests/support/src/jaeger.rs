@@ -30,8 +30,14 @@ pub struct Jaeger {
 }
 
 impl Jaeger {
-    /// Starts one, and returns once it says it is ready.
+    /// Starts one taking OTLP on loopback, and returns once it says it is ready.
     pub async fn start() -> Jaeger {
+        Self::start_on(Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Starts one taking OTLP on `otlp`, an address of this machine (a cluster's bridge, for its
+    /// pods), its query API still on loopback; returns once it says it is ready.
+    pub async fn start_on(otlp: Ipv4Addr) -> Jaeger {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let dir = root().join("target/jaeger-tests").join(format!(
             "{}-{}",
@@ -40,9 +46,10 @@ impl Jaeger {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        // Four distinct free ports: each held until all four are picked.
-        let held: Vec<TcpListener> = (0..4)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port"))
+        // Four distinct free ports, OTLP's two on `otlp`: each held until all four are picked.
+        let held: Vec<TcpListener> = [otlp, otlp, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST]
+            .into_iter()
+            .map(|ip| TcpListener::bind((ip, 0)).expect("a free port"))
             .collect();
         let ports: Vec<SocketAddr> = held
             .iter()
