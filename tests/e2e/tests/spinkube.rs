@@ -13,10 +13,13 @@
 //! 2. its HorizontalPodAutoscaler has no metrics to act on here (the shim reports no CPU for
 //!    its container), and says so;
 //! 3. with the HPA gone, `replicas` on the SpinApp sets the pods' count;
-//! 4. a new image on the SpinApp (the Containerfile's, FROM scratch) rolls it under a steady
+//! 4. with an `otel` section on the executor, as `spinapp.yaml`'s comment shows it, the shim's
+//!    Spin traces: a request through the Service with a `traceparent` leaves Spin's span in the
+//!    collector (Jaeger, taking OTLP on the pods' gateway), a child of the caller's;
+//! 5. a new image on the SpinApp (the Containerfile's, FROM scratch) rolls it under a steady
 //!    load: the shim drops what is in flight on SIGTERM and a SpinApp has no preStop pause, so
 //!    this rollout loses requests, and the test asserts that it does;
-//! 5. `deployment.yaml`, the plain Deployment on the same RuntimeClass with its preStop pause,
+//! 6. `deployment.yaml`, the plain Deployment on the same RuntimeClass with its preStop pause,
 //!    serves the table and rolls under the same load losing none.
 //!
 //! The shim's log (in containerd's) and the operator's hold no failure. Then the cluster is
@@ -27,11 +30,12 @@ use std::time::{Duration, Instant};
 
 use support::client::Protocol;
 use support::cluster::{
-    App, Cluster, Figures, Kubectl, NODE, NodePort, PortForward, SpinOperator, assert_nothing_lost,
-    run_as_a_user,
+    App, Cluster, Figures, Kubectl, NODE, NODE_IP, NodePort, PortForward, SpinOperator,
+    assert_nothing_lost, run_as_a_user,
 };
 use support::conformance;
 use support::host::{Host, assert_clean};
+use support::jaeger::{Jaeger, parents, tag};
 use support::load::{Connections, Load};
 use support::oci;
 use support::process::raise_open_file_limit;
@@ -137,6 +141,9 @@ async fn spinkube_serves_and_rolls_on_a_live_cluster() {
     let service = the_spinapp_comes_up(&cluster, &operator, &digest, &mut figures).await;
     the_spinapps_autoscaler_has_no_metrics(&kubectl, &service, &mut figures).await;
     replicas_on_the_spinapp_take_effect(&kubectl, &mut figures).await;
+    // Held to the end: the pods export to it until they are gone.
+    let _collector =
+        the_executors_otel_section_traces_the_spinapp(&kubectl, &service, &mut figures).await;
     a_spinapp_rollout_loses_requests(&kubectl, &registry, &work, &service, &mut figures).await;
     drop(service);
     the_deployment_rolls_losing_nothing(&cluster, &mut figures).await;
@@ -348,6 +355,102 @@ async fn replicas_on_the_spinapp_take_effect(kubectl: &Kubectl, figures: &mut Fi
         "replicas on the SpinApp, the HPA deleted: {}",
         took.join(", ")
     ));
+}
+
+/// The executor's `otel` section (in its `deploymentConfig`), as `spinapp.yaml`'s comment writes
+/// it, reaches the shim's
+/// Spin: once the operator has remade the SpinApp's Deployment (a change to the SpinApp makes it
+/// read the executor again), the pods carry `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, and a request
+/// through the Service with a `traceparent` leaves Spin's server span in the collector, a child
+/// of the caller's span, with the HTTP attributes. Returns the collector, which must outlive the
+/// pods that export to it.
+async fn the_executors_otel_section_traces_the_spinapp(
+    kubectl: &Kubectl,
+    service: &NodePort,
+    figures: &mut Figures,
+) -> Jaeger {
+    const PARENT_ID: &str = "00f067aa0ba902b7";
+    let jaeger = Jaeger::start_on(NODE_IP).await;
+    let endpoint = format!("http://{}/v1/traces", jaeger.otlp_http);
+    let executor = format!(
+        r#"{{"spec":{{"deploymentConfig":{{"otel":{{"exporter_otlp_traces_endpoint":"{endpoint}"}}}}}}}}"#
+    );
+    kubectl
+        .ok(&[
+            "patch",
+            "spinappexecutor",
+            "containerd-shim-spin",
+            "--type=merge",
+            "-p",
+            &executor,
+        ])
+        .await;
+    let changed = Instant::now();
+    kubectl
+        .ok(&spinapp_patch(
+            r#"{"spec":{"podAnnotations":{"hello-edge.test/otel":"1"}}}"#,
+        ))
+        .await;
+    SPINAPP.rollout_status(kubectl).await;
+    SPINAPP
+        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(120))
+        .await;
+    SPINAPP.wait_for_endpoints(kubectl, SPINAPP.name).await;
+    let rolled = changed.elapsed();
+    let deployment = kubectl.get(&["deployment", SPINAPP.name]).await;
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array().into_iter().flatten().any(|var| {
+            var["name"] == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" && var["value"] == endpoint.as_str()
+        }),
+        "the operator did not pass the executor's otel section to the pods: {env:#}"
+    );
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4740";
+    let answer = support::client::send(
+        service.addr(),
+        Protocol::Http1,
+        http::Method::GET,
+        "/hello/spinkube",
+        &[(
+            "traceparent".to_owned(),
+            format!("00-{trace_id}-{PARENT_ID}-01"),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let is_server = |span: &serde_json::Value| tag(span, "span.kind").as_deref() == Some("server");
+    let trace = jaeger
+        .spans(trace_id, Duration::from_secs(30), is_server)
+        .await;
+    let server = trace.span(is_server);
+    assert_eq!(parents(server), [PARENT_ID], "{server:#}");
+    for (key, value) in [
+        ("http.request.method", "GET"),
+        ("url.path", "/hello/spinkube"),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(
+            tag(server, key).as_deref(),
+            Some(value),
+            "{key}: {server:#}"
+        );
+    }
+    figures.say(format!(
+        "traces: the executor's otel section reached the pods (rolled in {rolled:?}); Spin's \
+         spans for a request through the Service, service {:?}: {:?}",
+        trace.service(server),
+        trace
+            .spans
+            .iter()
+            .map(|span| span["operationName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned())
+            .collect::<Vec<_>>()
+    ));
+    jaeger
 }
 
 /// A new image on the SpinApp (the same app as deploy/spinkube/Containerfile builds it, FROM
