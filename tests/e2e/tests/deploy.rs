@@ -24,7 +24,7 @@ use support::component::{WASIP2, WASIP3};
 use support::conformance;
 use support::containerd::{Containerd, PodSpec, cpu_millis, memory_bytes, on_loopback};
 use support::host::{Host, Launch, assert_clean};
-use support::manifest::{Manifest, container_port, env_of};
+use support::manifest::{Manifest, container_env, container_port, env_of};
 use support::native;
 use support::oci::{self, Image, Registry};
 use support::process::raise_open_file_limit;
@@ -175,6 +175,9 @@ async fn artifacts_go_through_a_registry_and_run_as_their_engines_run_them() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// The pod the native image runs as, for the downward API's `metadata.name`.
+const POD_NAME: &str = "hello-edge-on-containerd";
+
 /// The native image pulled by digest and run on containerd and runc as a node runs the
 /// Deployment's container: with what `deploy/kubernetes/hello-edge.yaml` asks, read from it, and
 /// seen in the running container. Then the table, the admin port, its JSON log, the connection
@@ -203,16 +206,15 @@ async fn native_image_as_the_deployment_runs_it(
     };
     let user = (id("runAsUser"), id("runAsGroup"));
     let env = env_of(container);
-    let mut vars: Vec<(String, String)> = container["env"]
-        .as_array()
-        .expect("the container's env")
-        .iter()
-        .map(|var| {
-            let name = var["name"].as_str().unwrap().to_owned();
-            let value = env(&name).expect("a literal value");
-            (name, value)
-        })
-        .collect();
+    let mut vars = container_env(container, POD_NAME);
+    // The pod's name reaches the traces' resource, as the kubelet expands it.
+    assert!(
+        vars.contains(&(
+            "OTEL_RESOURCE_ATTRIBUTES".to_owned(),
+            format!("k8s.pod.name={POD_NAME}")
+        )),
+        "{vars:?}"
+    );
     // The one addition to the manifest's environment: the accepted connections, logged, for the
     // drain's check below (at debug, in JSON like the rest).
     vars.push((

@@ -276,9 +276,21 @@ impl Server {
     }
 }
 
-/// The benchmark's servers, in the order it measures them: the native server and bare hyper,
-/// then each component under each host of [`WASM_HOSTS`] (with its defaults, and tuned where
-/// the host has tuning), the no-op references beside them under `wasmtime serve`, and the seed.
+/// The native server's arguments in the benchmark, traced or not: the cap (10,000 by default)
+/// lifted, as wasmtime's are when tuned.
+const NATIVE_ARGS: &[&str] = &[
+    "--listen",
+    "{addr}",
+    "--delay-ms",
+    "{delay_ms}",
+    "--max-connections",
+    "30000",
+];
+
+/// The benchmark's servers, in the order it measures them: the native server (untraced, then
+/// traced) and bare hyper, then each component under each host of [`WASM_HOSTS`] (with its
+/// defaults, and tuned where the host has tuning), the no-op references beside them under
+/// `wasmtime serve`, and the seed.
 pub fn servers() -> Vec<Server> {
     let program = |name: &str, label: &str, reference, program, args: &[&'static str]| Server {
         name: name.to_owned(),
@@ -290,20 +302,20 @@ pub fn servers() -> Vec<Server> {
         },
     };
     let mut servers = vec![
-        // The cap (10,000 by default) lifted, as wasmtime's are when tuned.
         program(
             "native",
             "hello-edge native",
             false,
             Program::Native,
-            &[
-                "--listen",
-                "{addr}",
-                "--delay-ms",
-                "{delay_ms}",
-                "--max-connections",
-                "30000",
-            ],
+            NATIVE_ARGS,
+        ),
+        // The same, exporting every request's span to a collector beside it: what traces cost.
+        program(
+            "native-traced",
+            "hello-edge native, traced",
+            false,
+            Program::NativeTraced,
+            NATIVE_ARGS,
         ),
         // Plain HTTP/1.1, or plain HTTP/2 in the HTTP/2 scenarios; and on hyper-util's auto
         // builder, to measure that builder's own cost.
@@ -320,21 +332,6 @@ pub fn servers() -> Vec<Server> {
             true,
             Program::BareHyper,
             &["{addr}", "{delay_ms}", "auto"],
-        ),
-        // The same, exporting every request's span to a collector beside it: what traces cost.
-        program(
-            "native-traced",
-            "hello-edge native, traced",
-            false,
-            Program::NativeTraced,
-            &[
-                "--listen",
-                "{addr}",
-                "--delay-ms",
-                "{delay_ms}",
-                "--max-connections",
-                "30000",
-            ],
         ),
     ];
     for host in WASM_HOSTS {

@@ -69,3 +69,25 @@ pub fn env_of(container: &Value) -> impl Fn(&str) -> Option<String> + '_ {
             .and_then(|var| var["value"].as_str().map(str::to_owned))
     }
 }
+
+/// A container's environment as the kubelet gives it to a pod named `pod`: each literal value,
+/// with `$(NAME)` of a variable listed before it expanded, and the pod's name where the
+/// downward API asks for `metadata.name`. Any other source is a failure naming the variable.
+pub fn container_env(container: &Value, pod: &str) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let name = var["name"].as_str().expect("a variable's name").to_owned();
+        let value = match (
+            var["value"].as_str(),
+            var["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        ) {
+            (Some(value), _) => vars.iter().fold(value.to_owned(), |value, (earlier, set)| {
+                value.replace(&format!("$({earlier})"), set)
+            }),
+            (None, Some("metadata.name")) => pod.to_owned(),
+            _ => panic!("{name}: neither a literal value nor the pod's name: {var}"),
+        };
+        vars.push((name, value));
+    }
+    vars
+}
