@@ -91,7 +91,12 @@ impl std::fmt::Display for DelayMs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let otel = traces::Settings::from_env(|name| std::env::var(name).ok());
-    let exporter = otel.endpoint.as_ref().map(|_| Traces::start());
+    // Built under the log alone, so that what the SDK says of its settings (an unknown sampler)
+    // is logged.
+    let exporter = otel.endpoint.as_ref().map(|_| {
+        let log = tracing_subscriber::registry().with(log_layer(cli.log_format));
+        tracing::subscriber::with_default(log, Traces::start)
+    });
     let traces = exporter.as_ref().and_then(|started| started.as_ref().ok());
     init_logging(cli.log_format, traces);
     for warning in &otel.warnings {
@@ -131,11 +136,19 @@ impl Cli {
 /// the OpenTelemetry SDK and exporter (spans dropped, an export that failed).
 const DEFAULT_LOG: &str = "hello_edge=info,hello_edge_native=info,opentelemetry=warn";
 
-/// Logs to stderr with tracing, filtered by `RUST_LOG` (default: [`DEFAULT_LOG`]), and, with
-/// `traces`, exports each request's span. Text is coloured only on a terminal and never when
-/// `NO_COLOR` is set (no-color.org). The filter is the log's own: it never hides a request's
-/// span from the exporter, which takes those spans only.
+/// Logs to stderr with tracing, filtered by `RUST_LOG` ([`log_layer`]), and, with `traces`,
+/// exports each request's span. The log's filter is its own: it never hides a request's span
+/// from the exporter, which takes those spans only.
 fn init_logging(format: LogFormat, traces: Option<&Traces>) {
+    tracing_subscriber::registry()
+        .with(log_layer(format))
+        .with(traces.map(Traces::layer))
+        .init();
+}
+
+/// The log: to stderr, filtered by `RUST_LOG` (default: [`DEFAULT_LOG`]). Text is coloured only
+/// on a terminal and never when `NO_COLOR` is set (no-color.org).
+fn log_layer(format: LogFormat) -> impl Layer<Registry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let log: Box<dyn Layer<Registry> + Send + Sync> = match format {
@@ -146,10 +159,7 @@ fn init_logging(format: LogFormat, traces: Option<&Traces>) {
         }
         LogFormat::Json => log.json().with_ansi(false).boxed(),
     };
-    tracing_subscriber::registry()
-        .with(log.with_filter(filter))
-        .with(traces.map(Traces::layer))
-        .init();
+    log.with_filter(filter)
 }
 
 fn serve(args: Cli) -> anyhow::Result<ExitCode> {

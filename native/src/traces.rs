@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{Method, Version};
+use opentelemetry::InstrumentationScope;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -32,7 +33,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The target of the requests' spans. They are at `TRACE`, so a log at its default level never
 /// formats them: only [`Traces::layer`] takes them.
-pub const SPAN_TARGET: &str = "hello_edge_native::request";
+pub const SPAN_TARGET: &str = "hello_edge_native::traces::request";
 
 /// The service name the spans carry unless `OTEL_SERVICE_NAME` (or `service.name` in
 /// `OTEL_RESOURCE_ATTRIBUTES`) names another.
@@ -78,7 +79,8 @@ impl Settings {
     /// It exports when [`env::TRACES_ENDPOINT`] or [`env::ENDPOINT`] is set and not empty, and
     /// [`env::SDK_DISABLED`] is not `true` (in any case), as the specification says.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Settings {
-        let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        // Empty is unset, as the SDK reads them.
+        let set = |name: &str| var(name).filter(|value| !value.is_empty());
         let disabled =
             set(env::SDK_DISABLED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let endpoint = set(env::TRACES_ENDPOINT).or_else(|| set(env::ENDPOINT));
@@ -149,7 +151,13 @@ impl Traces {
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         tracing_opentelemetry::layer()
-            .with_tracer(self.provider.tracer("hello-edge"))
+            .with_tracer(
+                self.provider.tracer_with_scope(
+                    InstrumentationScope::builder(env!("CARGO_PKG_NAME"))
+                        .with_version(env!("CARGO_PKG_VERSION"))
+                        .build(),
+                ),
+            )
             .with_location(false)
             .with_threads(false)
             .with_level(false)
@@ -178,13 +186,15 @@ fn service_named() -> bool {
 }
 
 /// A request's span, named and given its attributes as the HTTP semantic conventions say for a
-/// server span (the required and recommended ones; `network.protocol.name` is left out, as the
-/// conventions allow when it is `http`, and so is the opt-in `client.port`), and parented on the caller's `traceparent` (with its `tracestate`) if the request
-/// carries a valid one; a malformed one is ignored, and the span starts a trace of its own.
+/// server span (their required attributes, and of the recommended ones
+/// `network.protocol.version` and `client.address`), and parented on the caller's `traceparent`
+/// (with its `tracestate`) if the request carries a valid one; a malformed one is ignored, and
+/// the span starts a trace of its own.
 ///
 /// It starts now and ends when it is dropped: the caller holds it until the answer is sent, so
-/// it lasts the delay. Disabled, and built for nothing, unless a layer takes [`SPAN_TARGET`]
-/// at `TRACE` ([`Traces::layer`] does).
+/// it lasts the delay, and records the status then ([`answered`]): a request whose client left
+/// before its answer ends without one. Disabled, and built for nothing, unless a layer takes
+/// [`SPAN_TARGET`] at `TRACE` ([`Traces::layer`] does).
 pub fn request_span(
     request: &http::Request<impl Sized>,
     reply: &hello_edge::Reply,
@@ -200,22 +210,23 @@ pub fn request_span(
         (Some(method), None) => method.to_owned(),
         (None, _) => "HTTP".to_owned(),
     };
-    let status = reply.status().as_u16();
     let span = tracing::trace_span!(
         target: SPAN_TARGET,
         "request",
         otel.name = name.as_str(),
         otel.kind = "server",
-        otel.status_code = (status >= 500).then_some("error"),
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
         http.request.method = method.unwrap_or("_OTHER"),
         http.request.method_original = method.is_none().then(|| request.method().as_str()),
         url.scheme = "http",
         url.path = request.uri().path(),
+        url.query = request.uri().query(),
         http.route = route,
-        // Integers as i64: tracing-opentelemetry records a u64 as its text.
-        http.response.status_code = i64::from(status),
+        http.response.status_code = tracing::field::Empty,
         network.protocol.version = protocol_version(request.version()),
         client.address = %peer.ip(),
+        // Integers as i64: tracing-opentelemetry records a u64 as its text.
         hello_edge.delay_ms = i64::try_from(reply.delay().as_millis()).unwrap_or(i64::MAX),
     );
     if !span.is_disabled() && request.headers().contains_key("traceparent") {
@@ -224,6 +235,19 @@ pub fn request_span(
         let _ = span.set_parent(parent);
     }
     span
+}
+
+/// Records on a request's span the status it was answered with, as it is sent; a server error
+/// (5xx) is the span's error, as the conventions say (`error.type` is the status code).
+pub fn answered(span: &tracing::Span, status: http::StatusCode) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+        span.record("error.type", status.as_str());
+    }
 }
 
 /// The ids a log line of a request carries, as W3C Trace Context writes them: the trace's (32

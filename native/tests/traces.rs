@@ -18,16 +18,12 @@ use http::Method;
 use serde_json::Value;
 use support::client::{self, Answer, Protocol};
 use support::host::{Host, Served};
-use support::jaeger::{Jaeger, parents, tag};
+use support::jaeger::{Jaeger, PARENT_ID, parents, tag, tag_type, traceparent};
 use support::native::NativeBinary;
 use support::scenarios;
 
 /// The delay the server waits: the default, which a request's span must last.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
-
-/// The caller's span, as W3C Trace Context's example writes it; each test has a trace id of its
-/// own.
-const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// The thread the OpenTelemetry SDK's batch processor exports from.
 const EXPORT_THREAD: &str = "OpenTelemetry.Traces.BatchProcessor";
@@ -54,26 +50,35 @@ async fn each_request_is_a_span_parented_on_the_callers_traceparent() {
         (
             Protocol::Http1,
             "/hello/trace",
+            None,
             "4bf92f3577b34da6a3ce929d0e0e4736",
         ),
         (
             Protocol::Http2,
             "/hello/trace",
+            Some("x=1"),
             "4bf92f3577b34da6a3ce929d0e0e4737",
         ),
         (
             Protocol::Http1,
             "/nowhere",
+            None,
             "4bf92f3577b34da6a3ce929d0e0e4738",
         ),
     ];
-    for (protocol, path, trace_id) in cases {
-        let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
+    for (protocol, path, query, trace_id) in cases {
+        let target = match query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
         let answer = ask(
             server.addr(),
             protocol,
-            path,
-            &[("traceparent", &traceparent), ("tracestate", "edge=1")],
+            &target,
+            &[
+                ("traceparent", &traceparent(trace_id)),
+                ("tracestate", "edge=1"),
+            ],
         )
         .await;
         let found = path != "/nowhere";
@@ -85,14 +90,13 @@ async fn each_request_is_a_span_parented_on_the_callers_traceparent() {
         let span = trace.span(|_| true);
         assert_eq!(parents(span), [PARENT_ID], "{span:#}");
         assert_eq!(trace.service(span), "hello-edge", "{span:#}");
-        let process = &trace.processes[span["processID"].as_str().unwrap()];
-        assert!(
-            process["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|tag| tag["key"] == "deployment.environment.name" && tag["value"] == "test"),
-            "OTEL_RESOURCE_ATTRIBUTES not on the resource: {process:#}"
+        assert_eq!(
+            trace
+                .resource(span, "deployment.environment.name")
+                .as_deref(),
+            Some("test"),
+            "OTEL_RESOURCE_ATTRIBUTES not on the resource: {:#}",
+            trace.processes
         );
         let version = match protocol {
             Protocol::Http1 => "1.1",
@@ -110,6 +114,7 @@ async fn each_request_is_a_span_parented_on_the_callers_traceparent() {
             ("http.request.method", Some("GET")),
             ("url.scheme", Some("http")),
             ("url.path", Some(path)),
+            ("url.query", query),
             ("http.route", route),
             ("http.response.status_code", Some(status)),
             ("network.protocol.name", None),
@@ -124,12 +129,11 @@ async fn each_request_is_a_span_parented_on_the_callers_traceparent() {
         }
         // The conventions' integers are integers.
         for key in ["http.response.status_code", "hello_edge.delay_ms"] {
-            let tag = span["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|tag| tag["key"] == key);
-            assert_eq!(tag.unwrap()["type"], "int64", "{key}: {span:#}");
+            assert_eq!(
+                tag_type(span, key).as_deref(),
+                Some("int64"),
+                "{key}: {span:#}"
+            );
         }
         let lasted = Duration::from_micros(span["duration"].as_u64().unwrap());
         assert!(
@@ -195,11 +199,12 @@ async fn a_malformed_traceparent_starts_a_trace_of_its_own() {
     assert!(stopped.status.success(), "{}", stopped.log);
 }
 
-/// A collector that accepts connections and never answers, or one that is down, costs the
-/// requests nothing: 300 requests at once are answered as fast as without traces, while the
-/// exporter waits on the collector from a thread of its own. Past its small queue, spans are
-/// dropped, and the log says so once; at shutdown the server drains and exits at once, with at
-/// most the flush's bound spent on the collector.
+/// A collector that accepts connections and never answers, or one that is down (its port
+/// refuses), costs the requests nothing: twice, 300 requests at once are all answered within the
+/// delay and a second, while the exporter waits on the collector, or fails, on a thread of its
+/// own. With the default log filter, the log says so: past its small queue, the exporter drops
+/// spans and says it once; a failed export is logged. At shutdown the server drains and exits
+/// within the flush's bound (5 s) and a margin.
 #[tokio::test]
 async fn a_collector_that_never_answers_costs_the_requests_nothing() {
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -216,34 +221,37 @@ async fn a_collector_that_never_answers_costs_the_requests_nothing() {
             }
         }
     });
-    let down = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    for (collector, what) in [(silent_addr, "never answers"), (down, "is down")] {
+    // A port held, bound but not listening, for the test's length: a connection to it is
+    // refused, and no other test can be given it.
+    let down = tokio::net::TcpSocket::new_v4().unwrap();
+    down.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let down = down.local_addr().unwrap();
+    for (collector, what, says) in [
+        (silent_addr, "never answers", "SpanDroppingStarted"),
+        (down, "is down", "BatchSpanProcessor.ExportError"),
+    ] {
         let endpoint = format!("http://{collector}/v1/traces");
-        let mut server = traced(&[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        let binary = Path::new(env!("CARGO_BIN_EXE_hello-edge"));
+        // The log's default filter, which must show the exporter's warnings.
+        let env = [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "16"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8"),
             ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ])
-        .await;
+        ];
+        let mut server = NativeBinary::start_with(binary, &[], &env, None).await;
         for _ in 0..2 {
             scenarios::assert_overlap(server.addr(), 300, DELAY, DELAY + Duration::from_secs(1))
                 .await;
         }
-        if collector == silent_addr {
-            // The exporter waits on it; the queue fills, and spans are dropped.
-            server
-                .process()
-                .wait_for(
-                    "the SDK's word that it dropped spans",
-                    Duration::from_secs(10),
-                    |line| line.contains("dropped a Span").then_some(()),
-                )
-                .await;
-        }
+        server
+            .process()
+            .wait_for(
+                "the exporter's word on the collector",
+                Duration::from_secs(10),
+                |line| line.contains(says).then_some(()),
+            )
+            .await;
         let stopping = Instant::now();
         let stopped = server.stop().await;
         let took = stopping.elapsed();
@@ -257,6 +265,9 @@ async fn a_collector_that_never_answers_costs_the_requests_nothing() {
             "collector {what}: stopping took {took:?}: {}",
             stopped.log
         );
+        // Said once, however many spans it dropped.
+        let dropped = stopped.log.matches("SpanDroppingStarted").count();
+        assert!(dropped <= 1, "collector {what}: {}", stopped.log);
         eprintln!("collector {what}: stopped in {took:?}");
     }
     held.abort();
@@ -268,7 +279,8 @@ async fn a_collector_that_never_answers_costs_the_requests_nothing() {
 }
 
 /// With no collector named, or with `OTEL_SDK_DISABLED=true`, no exporter runs: the process has
-/// no exporting thread, says nothing of traces, and answers as always.
+/// no exporting thread, holds no more sockets than at start once its client has gone, says
+/// nothing of traces, and answers as always.
 #[tokio::test]
 async fn without_a_collector_no_exporter_runs() {
     let cases: [&[(&str, &str)]; 3] = [
@@ -284,9 +296,11 @@ async fn without_a_collector_no_exporter_runs() {
     ];
     for env in cases {
         let mut server = traced(env).await;
+        let pid = server.pid().unwrap();
+        // Its listener and tokio's signal pipe.
+        let at_start = sockets(pid);
         let answer = ask(server.addr(), Protocol::Http1, "/hello/trace", &[]).await;
         assert_eq!(answer.status, 200);
-        let pid = server.pid().unwrap();
         let threads = thread_names(pid);
         assert!(
             !threads
@@ -296,6 +310,15 @@ async fn without_a_collector_no_exporter_runs() {
         );
         let line = access_line(&server, "/hello/trace", "").await;
         assert!(line["fields"].get("trace_id").is_none(), "{env:?}: {line}");
+        let started = Instant::now();
+        while sockets(pid) != at_start {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{env:?}: {} sockets open, {at_start} at start",
+                sockets(pid)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let stopped = server.stop().await;
         assert!(stopped.status.success(), "{}", stopped.log);
         assert!(!stopped.log.contains("OTLP"), "{env:?}: {}", stopped.log);
@@ -312,39 +335,75 @@ async fn without_a_collector_no_exporter_runs() {
     server.stop().await;
 }
 
-/// An unsupported protocol is logged, quoted, and ignored, as the OpenTelemetry specification
-/// says of a value it cannot use: the traces still go out as OTLP/HTTP in protobuf.
+/// An unsupported protocol or sampler is logged, quoted, and ignored, as the OpenTelemetry
+/// specification says of a value an SDK cannot use: the traces still go out as OTLP/HTTP in
+/// protobuf, every one sampled, under the service `OTEL_SERVICE_NAME` names.
 #[tokio::test]
-async fn an_unsupported_protocol_is_logged_and_ignored() {
+async fn unsupported_settings_are_logged_and_ignored() {
     let jaeger = Jaeger::start().await;
     let endpoint = format!("http://{}", jaeger.otlp_http);
     let mut server = traced(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_SERVICE_NAME", "edge-under-test"),
     ])
     .await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4739";
-    let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
     let answer = ask(
         server.addr(),
         Protocol::Http1,
         "/",
-        &[("traceparent", &traceparent)],
+        &[("traceparent", &traceparent(trace_id))],
     )
     .await;
     assert_eq!(answer.status, 200);
     let trace = jaeger
         .spans(trace_id, Duration::from_secs(30), |_| true)
         .await;
-    assert_eq!(trace.span(|_| true)["operationName"], "GET /");
+    let span = trace.span(|_| true);
+    assert_eq!(span["operationName"], "GET /");
+    assert_eq!(trace.service(span), "edge-under-test");
     let stopped = server.stop().await;
-    assert!(
-        stopped
-            .log
-            .contains(r#"OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\" is not supported"#),
-        "{}",
-        stopped.log
+    for quoted in [
+        r#"OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\" is not supported"#,
+        "Unrecognized sampler type 'sometimes'",
+    ] {
+        assert!(stopped.log.contains(quoted), "{quoted}: {}", stopped.log);
+    }
+}
+
+/// A client that leaves during the delay ends its request's span then, with no status: no
+/// answer was sent.
+#[tokio::test]
+async fn a_request_whose_client_left_has_no_status() {
+    let jaeger = Jaeger::start().await;
+    let mut server = traced(&[(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        &jaeger.traces_endpoint(),
+    )])
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4741";
+    let request = format!(
+        "GET /hello/gone HTTP/1.1\r\nhost: edge\r\ntraceparent: {}\r\n\r\n",
+        traceparent(trace_id)
     );
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    let trace = jaeger
+        .spans(trace_id, Duration::from_secs(30), |_| true)
+        .await;
+    let span = trace.span(|_| true);
+    assert_eq!(parents(span), [PARENT_ID], "{span:#}");
+    assert_eq!(tag(span, "http.response.status_code"), None, "{span:#}");
+    let lasted = Duration::from_micros(span["duration"].as_u64().unwrap());
+    assert!(lasted < DELAY, "the span lasted {lasted:?}: {span:#}");
+    let stopped = server.stop().await;
+    assert!(stopped.status.success(), "{}", stopped.log);
 }
 
 /// The binary, with JSON logs and its access lines on, and these variables.
@@ -401,6 +460,15 @@ async fn access_line_matching(server: &Served, which: impl Fn(&Value) -> bool) -
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// How many sockets process `pid` holds.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
 }
 
 /// An answer's header fields but `date`, sorted.

@@ -64,6 +64,7 @@ pub(super) fn answer(
             );
         }
         // The span ends as the answer leaves.
+        traces::answered(&span, reply.status());
         drop(span);
         Ok(reply.into_response().map(Full::new))
     }

@@ -162,6 +162,12 @@ impl Trace {
         span
     }
 
+    /// The attribute `key` of `span`'s resource (its process's tags), as text.
+    pub fn resource(&self, span: &Value, key: &str) -> Option<String> {
+        let process = span["processID"].as_str()?;
+        tag(&self.processes[process], key)
+    }
+
     /// The service name of `span`'s process.
     pub fn service(&self, span: &Value) -> String {
         let process = span["processID"].as_str().unwrap_or_default();
@@ -170,6 +176,16 @@ impl Trace {
             .unwrap_or_default()
             .to_owned()
     }
+}
+
+/// The caller's span the tests send their requests under, as W3C Trace Context's example writes
+/// it.
+pub const PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// A `traceparent` naming trace `trace_id` (32 hex digits) and the caller's span [`PARENT_ID`],
+/// sampled.
+pub fn traceparent(trace_id: &str) -> String {
+    format!("00-{trace_id}-{PARENT_ID}-01")
 }
 
 /// A span's tag `key`, as text, whatever its type.
@@ -182,6 +198,15 @@ pub fn tag(span: &Value, key: &str) -> Option<String> {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     })
+}
+
+/// The type Jaeger gives a span's tag `key` (`string`, `int64`, ...).
+pub fn tag_type(span: &Value, key: &str) -> Option<String> {
+    let tag = span["tags"]
+        .as_array()?
+        .iter()
+        .find(|tag| tag["key"] == key)?;
+    tag["type"].as_str().map(str::to_owned)
 }
 
 /// The span ids `span` names as its parents (`CHILD_OF` references).
