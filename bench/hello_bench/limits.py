@@ -4,7 +4,9 @@ what a server logged during one scenario (its log from the offset at the scenari
 Kinds, one per log line: a pool of wasmtime's instance allocator ("maximum concurrent limit of
 N for core instances reached", and component instances, fibers, memories, stacks, tables), a
 connection ceiling (wash dev: "HTTP ingress is at its connection ceiling"), "too many open
-files", and "failed to invoke component" (wash dev's wrapper of any error in a request). The
+files", "failed to invoke component" (wash dev's wrapper of any error in a request), and the
+native server's trace exporter dropping spans, its queue full (said once, by the OpenTelemetry
+SDK: a traced row's spans were not all exported). The
 kind reported is the first one seen, with the number of lines naming it; the wrapper only when
 nothing more specific was logged, since its cause (often a pool) may follow on the next lines.
 """
@@ -19,10 +21,11 @@ POOL = re.compile(rb"maximum concurrent limit of (\d+) for "
 # (what a line holds, lower-cased, the kind it is), after POOL.
 OTHERS = ((b"connection ceiling", "connection ceiling"),
           (b"too many open files", "too many open files"),
-          (b"failed to invoke component", "failed to invoke component"))
+          (b"failed to invoke component", "failed to invoke component"),
+          (b"dropped a span", "trace spans dropped"))
 GENERIC = "failed to invoke component"
 # Cheap tests that skip the lines which can hold none of these.
-HINTS = (b"limit of", b"ceiling", b"open files", b"invoke component")
+HINTS = (b"limit of", b"ceiling", b"open files", b"invoke component", b"dropped a Span")
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
 

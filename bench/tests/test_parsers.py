@@ -56,6 +56,8 @@ def test_percentiles_are_nearest_rank():
      "connection ceiling"),
     (b"accept failed: Too many open files (os error 24)", "too many open files"),
     (b"Failed to invoke component: guest trapped", "failed to invoke component"),
+    (b"WARN opentelemetry_sdk: name=\"BatchSpanProcessor.SpanDroppingStarted\" BatchSpanProcessor "
+     b"dropped a Span due to queue full.", "trace spans dropped"),
     (b"INFO request finished in 500 ms", None),
 ])
 def test_each_limit_is_told_from_its_line(line, kind):

@@ -11,9 +11,9 @@
 //! 5. the HorizontalPodAutoscaler scales up under load, and back down once idle;
 //! 6. a pod at its connection cap goes unready, leaves the Service, is not restarted, and comes
 //!    back once its load goes;
-//! 7. with a collector named in the Deployment, as its comment says, a request through the
+//! 7. with a collector named in the Deployment, as its comment says, each request through the
 //!    Service with a `traceparent` leaves a span in the collector (Jaeger, taking OTLP on the
-//!    pods' gateway) from the pod that answered.
+//!    pods' gateway), naming one of the pods.
 //!
 //! `deploy/spinkube/` has its own test on a cluster of its own, `spinkube.rs`.
 //!
@@ -32,7 +32,7 @@ use support::cluster::{
 };
 use support::conformance;
 use support::host::Host;
-use support::jaeger::{Jaeger, parents};
+use support::jaeger::{Jaeger, PARENT_ID, parents, traceparent};
 use support::load::{Connections, Load};
 use support::oci;
 use support::process::raise_open_file_limit;
@@ -80,7 +80,8 @@ async fn the_kubernetes_manifests_hold_on_a_live_cluster() {
     the_budget_holds_a_drain(&kubectl, &service, &mut figures).await;
     the_autoscaler_scales(&kubectl, &service, &mut figures).await;
     a_full_pod_is_unready_but_not_restarted(&kubectl, &service, &mut figures).await;
-    a_request_leaves_a_span_from_the_pod_that_answered(&kubectl, &service, &mut figures).await;
+    // Held to the end: the pods export to it until they are gone.
+    let _collector = each_request_leaves_a_span_from_a_pod(&kubectl, &service, &mut figures).await;
 
     drop(service);
     drop(cluster);
@@ -392,13 +393,13 @@ async fn a_full_pod_is_unready_but_not_restarted(
 /// With `OTEL_EXPORTER_OTLP_ENDPOINT` set on the Deployment, as an operator sets it, each request
 /// through the Service with a `traceparent` leaves one span in the collector: a child of the
 /// caller's span, named for its route, from one of the pods then running, as the manifest's
-/// `OTEL_RESOURCE_ATTRIBUTES` names it (`k8s.pod.name`).
-async fn a_request_leaves_a_span_from_the_pod_that_answered(
+/// `OTEL_RESOURCE_ATTRIBUTES` names it (`k8s.pod.name`). Returns the collector, which must
+/// outlive the pods that export to it.
+async fn each_request_leaves_a_span_from_a_pod(
     kubectl: &Kubectl,
     service: &NodePort,
     figures: &mut Figures,
-) {
-    const PARENT_ID: &str = "00f067aa0ba902b7";
+) -> Jaeger {
     let jaeger = Jaeger::start_on(NODE_IP).await;
     let endpoint = format!("http://{}", jaeger.otlp_http);
     let rolled = Instant::now();
@@ -420,13 +421,12 @@ async fn a_request_leaves_a_span_from_the_pod_that_answered(
     let mut answered_by = BTreeMap::new();
     for i in 0..6 {
         let trace_id = format!("4bf92f3577b34da6a3ce929d0e0e47{i:02}");
-        let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
         let answer = client::send(
             service.addr(),
             Protocol::Http1,
             http::Method::GET,
             "/hello/cluster",
-            &[("traceparent".to_owned(), traceparent)],
+            &[("traceparent".to_owned(), traceparent(&trace_id))],
         )
         .await
         .unwrap();
@@ -438,15 +438,12 @@ async fn a_request_leaves_a_span_from_the_pod_that_answered(
         assert_eq!(span["operationName"], "GET /hello/{name}", "{span:#}");
         assert_eq!(parents(span), [PARENT_ID], "{span:#}");
         assert_eq!(trace.service(span), "hello-edge", "{span:#}");
-        let process = &trace.processes[span["processID"].as_str().unwrap()];
-        let pod = process["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|tag| tag["key"] == "k8s.pod.name")
-            .and_then(|tag| tag["value"].as_str())
-            .unwrap_or_else(|| panic!("no k8s.pod.name on the span's resource: {process:#}"))
-            .to_owned();
+        let pod = trace.resource(span, "k8s.pod.name").unwrap_or_else(|| {
+            panic!(
+                "no k8s.pod.name on the span's resource: {:#}",
+                trace.processes
+            )
+        });
         assert!(pods.contains(&pod), "{pod} is not one of the pods {pods:?}");
         *answered_by.entry(pod).or_insert(0) += 1;
     }
@@ -455,6 +452,7 @@ async fn a_request_leaves_a_span_from_the_pod_that_answered(
          through the Service, each a span in Jaeger, a child of the caller's, by pod: \
          {answered_by:?}"
     ));
+    jaeger
 }
 
 /// Whether the Service's endpoint at `ip` is ready, as its EndpointSlice says; `None` while it

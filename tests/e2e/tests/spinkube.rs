@@ -35,7 +35,7 @@ use support::cluster::{
 };
 use support::conformance;
 use support::host::{Host, assert_clean};
-use support::jaeger::{Jaeger, parents, tag};
+use support::jaeger::{Jaeger, PARENT_ID, parents, tag, traceparent};
 use support::load::{Connections, Load};
 use support::oci;
 use support::process::raise_open_file_limit;
@@ -369,7 +369,6 @@ async fn the_executors_otel_section_traces_the_spinapp(
     service: &NodePort,
     figures: &mut Figures,
 ) -> Jaeger {
-    const PARENT_ID: &str = "00f067aa0ba902b7";
     let jaeger = Jaeger::start_on(NODE_IP).await;
     let endpoint = format!("http://{}/v1/traces", jaeger.otlp_http);
     let executor = format!(
@@ -412,10 +411,7 @@ async fn the_executors_otel_section_traces_the_spinapp(
         Protocol::Http1,
         http::Method::GET,
         "/hello/spinkube",
-        &[(
-            "traceparent".to_owned(),
-            format!("00-{trace_id}-{PARENT_ID}-01"),
-        )],
+        &[("traceparent".to_owned(), traceparent(trace_id))],
     )
     .await
     .unwrap();
@@ -426,6 +422,14 @@ async fn the_executors_otel_section_traces_the_spinapp(
         .await;
     let server = trace.span(is_server);
     assert_eq!(parents(server), [PARENT_ID], "{server:#}");
+    // The shim's Spin names no service of ours: `spin`, its default.
+    assert_eq!(trace.service(server), "spin", "{server:#}");
+    let component = trace.span(|span| span["operationName"] == "execute_wasm_component hello-edge");
+    assert_eq!(
+        parents(component),
+        [server["spanID"].as_str().unwrap()],
+        "{component:#}"
+    );
     for (key, value) in [
         ("http.request.method", "GET"),
         ("url.path", "/hello/spinkube"),

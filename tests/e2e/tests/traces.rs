@@ -14,16 +14,15 @@ use http::Method;
 use support::client::{self, Protocol};
 use support::component::WASIP2;
 use support::host::{Host, Launch, WasmHost, assert_clean};
-use support::jaeger::{Jaeger, parents, tag};
+use support::jaeger::{Jaeger, PARENT_ID, parents, tag, traceparent};
 use support::spin::SpinUp;
 use support::wash::WashDev;
 
 /// The delay each host serves with: the default, which the request's span must hold.
 const DELAY: Duration = hello_edge::Delay::DEFAULT.as_duration();
 
-/// The caller's trace and span, as W3C Trace Context's example writes them.
+/// The caller's trace, as W3C Trace Context's example writes it (its span is [`PARENT_ID`]).
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// `spin up`, with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` naming the collector, exports a server
 /// span for a request carrying a `traceparent`: the caller's span is its parent, it has the HTTP
@@ -161,13 +160,12 @@ fn assert_request_span(span: &serde_json::Value, tags: &[(&str, &str)]) {
 /// `GET /hello/trace` of the host at `addr`, as a caller in trace `trace_id` whose span is
 /// [`PARENT_ID`] sends it.
 async fn ask_under(addr: std::net::SocketAddr, trace_id: &str) -> client::Answer {
-    let traceparent = format!("00-{trace_id}-{PARENT_ID}-01");
     client::send(
         addr,
         Protocol::Http1,
         Method::GET,
         "/hello/trace",
-        &[("traceparent".to_owned(), traceparent)],
+        &[("traceparent".to_owned(), traceparent(trace_id))],
     )
     .await
     .unwrap()

@@ -429,8 +429,8 @@ pub fn notes() -> Vec<(Vec<String>, String)> {
             let text = match program {
                 Program::NativeTraced => format!(
                     "The traced native server runs with `{}` and `{}` in its environment, and \
-                     exports over OTLP/HTTP to Jaeger {} on loopback (memory store, no \
-                     batching), started beside it.",
+                     exports its spans in batches over OTLP/HTTP to Jaeger {} on loopback \
+                     (keeping them in memory), started beside it.",
                     own.join(" "),
                     TRACED_ENV
                         .iter()
