@@ -205,15 +205,11 @@ pub fn request_span(
     }
     let method = known_method(request.method());
     let route = reply.route_template();
-    let name = match (method, route) {
-        (Some(method), Some(route)) => format!("{method} {route}"),
-        (Some(method), None) => method.to_owned(),
-        (None, _) => "HTTP".to_owned(),
-    };
     let span = tracing::trace_span!(
         target: SPAN_TARGET,
         "request",
-        otel.name = name.as_str(),
+        // Formatted once, by the layer, into the span's name.
+        otel.name = %SpanName { method, route },
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
@@ -235,6 +231,23 @@ pub fn request_span(
         let _ = span.set_parent(parent);
     }
     span
+}
+
+/// A request span's name, as the conventions write it: `{method} {route}`, the method alone
+/// when no route was named, `HTTP` for a method they do not know.
+struct SpanName {
+    method: Option<&'static str>,
+    route: Option<&'static str>,
+}
+
+impl std::fmt::Display for SpanName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.method, self.route) {
+            (Some(method), Some(route)) => write!(f, "{method} {route}"),
+            (Some(method), None) => f.write_str(method),
+            (None, _) => f.write_str("HTTP"),
+        }
+    }
 }
 
 /// Records on a request's span the status it was answered with, as it is sent; a server error
@@ -366,6 +379,17 @@ mod tests {
         );
         let json = settings(&[on, (env::TRACES_PROTOCOL, "http/json")]);
         assert!(json.warnings[0].contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"http/json\""));
+    }
+
+    #[test]
+    fn names_spans_as_the_conventions_do() {
+        let name = |method, route| SpanName { method, route }.to_string();
+        assert_eq!(
+            name(Some("GET"), Some("/hello/{name}")),
+            "GET /hello/{name}"
+        );
+        assert_eq!(name(Some("GET"), None), "GET");
+        assert_eq!(name(None, Some("/")), "HTTP");
     }
 
     #[test]

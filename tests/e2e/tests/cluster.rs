@@ -411,11 +411,7 @@ async fn each_request_leaves_a_span_from_a_pod(
             &format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}"),
         ])
         .await;
-    NATIVE.rollout_status(kubectl).await;
-    NATIVE
-        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(60))
-        .await;
-    NATIVE.wait_for_endpoints(kubectl, NATIVE.name).await;
+    NATIVE.settle(kubectl, 2, Duration::from_secs(60)).await;
     let rolled = rolled.elapsed();
     let pods: BTreeSet<String> = NATIVE.pods(kubectl).await.into_keys().collect();
     let mut answered_by = BTreeMap::new();

@@ -390,11 +390,7 @@ async fn the_executors_otel_section_traces_the_spinapp(
             r#"{"spec":{"podAnnotations":{"hello-edge.test/otel":"1"}}}"#,
         ))
         .await;
-    SPINAPP.rollout_status(kubectl).await;
-    SPINAPP
-        .wait_for_ready_pods(kubectl, 2, Duration::from_secs(120))
-        .await;
-    SPINAPP.wait_for_endpoints(kubectl, SPINAPP.name).await;
+    SPINAPP.settle(kubectl, 2, Duration::from_secs(120)).await;
     let rolled = changed.elapsed();
     let deployment = kubectl.get(&["deployment", SPINAPP.name]).await;
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -445,14 +441,7 @@ async fn the_executors_otel_section_traces_the_spinapp(
         "traces: the executor's otel section reached the pods (rolled in {rolled:?}); Spin's \
          spans for a request through the Service, service {:?}: {:?}",
         trace.service(server),
-        trace
-            .spans
-            .iter()
-            .map(|span| span["operationName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned())
-            .collect::<Vec<_>>()
+        trace.summary()
     ));
     jaeger
 }

@@ -71,20 +71,7 @@ async fn spin_traces_a_request_as_a_child_of_the_callers_span() {
 
     let stopped = spin.stop().await;
     assert_clean(&spin.label(), &stopped.log);
-    eprintln!(
-        "spin's spans for trace {TRACE_ID}: {:?}",
-        trace
-            .spans
-            .iter()
-            .map(|span| (
-                span["operationName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                span["duration"].as_u64()
-            ))
-            .collect::<Vec<_>>()
-    );
+    eprintln!("spin's spans for trace {TRACE_ID}: {:?}", trace.summary());
 }
 
 /// `wash dev` (wasmCloud's host) exports its spans over OTLP/gRPC when its environment (here
@@ -124,18 +111,7 @@ async fn wash_traces_a_request_as_a_child_of_the_callers_span() {
     eprintln!(
         "wash's spans for trace {WASH_TRACE_ID}, service {:?}: {:?}",
         trace.service(request),
-        trace
-            .spans
-            .iter()
-            .map(|span| (
-                span["operationName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                tag(span, "span.kind"),
-                span["duration"].as_u64()
-            ))
-            .collect::<Vec<_>>()
+        trace.summary()
     );
     let stopped = wash.stop().await;
     assert_clean(&wash.label(), &stopped.log);

@@ -168,6 +168,21 @@ impl Trace {
         tag(&self.processes[process], key)
     }
 
+    /// Each span's name, kind and duration (µs), for a test's output.
+    pub fn summary(&self) -> Vec<(String, Option<String>, Option<u64>)> {
+        self.spans
+            .iter()
+            .map(|span| {
+                let name = span["operationName"].as_str().unwrap_or_default();
+                (
+                    name.to_owned(),
+                    tag(span, "span.kind"),
+                    span["duration"].as_u64(),
+                )
+            })
+            .collect()
+    }
+
     /// The service name of `span`'s process.
     pub fn service(&self, span: &Value) -> String {
         let process = span["processID"].as_str().unwrap_or_default();

@@ -65,6 +65,14 @@ impl App {
             .await;
     }
 
+    /// Once a change to it: its rollout complete, `replicas` pods Ready within `timeout`, and
+    /// its Service's endpoints (the Service is named as the app) those pods alone.
+    pub async fn settle(&self, kubectl: &Kubectl, replicas: usize, timeout: Duration) {
+        self.rollout_status(kubectl).await;
+        self.wait_for_ready_pods(kubectl, replicas, timeout).await;
+        self.wait_for_endpoints(kubectl, self.name).await;
+    }
+
     /// Its pods that are not terminating, by name.
     pub async fn pods(&self, kubectl: &Kubectl) -> BTreeMap<String, Pod> {
         let list = kubectl.get(&["pods", "--selector", self.selector]).await;
